@@ -1,0 +1,42 @@
+"""Package set-up read from settings.ini (the nbdev 2 convention)."""
+from configparser import ConfigParser
+
+import setuptools
+
+config = ConfigParser(delimiters=["="])
+config.read("settings.ini", encoding="utf-8")
+cfg = config["DEFAULT"]
+
+licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+statuses = ["Planning", "Pre-Alpha", "Alpha", "Beta", "Production/Stable", "Mature", "Inactive"]
+license_name, license_classifier = licenses[cfg["license"]]
+
+setuptools.setup(
+    name=cfg["lib_name"],
+    version=cfg["version"],
+    description=cfg["description"],
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    author=cfg["author"],
+    author_email=cfg["author_email"],
+    license=license_name,
+    url=cfg["git_url"],
+    keywords=cfg["keywords"].split(),
+    classifiers=[
+        f"Development Status :: {cfg['status']} - {statuses[int(cfg['status'])]}",
+        f"Intended Audience :: {cfg['audience']}",
+        f"License :: {license_classifier}",
+        f"Natural Language :: {cfg['language']}",
+        "Programming Language :: Python :: 3",
+    ],
+    packages=setuptools.find_packages(include=["llamass", "llamass.*"]),
+    include_package_data=True,
+    python_requires=f">={cfg['min_python']}",
+    install_requires=cfg["requirements"].split(),
+    extras_require={"dev": cfg["dev_requirements"].split()},
+    entry_points={
+        "console_scripts": cfg["console_scripts"].split("\n"),
+        "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
+    },
+    zip_safe=False,
+)
