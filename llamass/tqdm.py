@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ProgressParallel']
 
-# %% ../nbs/00_tqdm.ipynb #5183947e
+# %% ../nbs/00_tqdm.ipynb #da00e48a
 import joblib
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_tqdm.ipynb #ee1689d3
+# %% ../nbs/00_tqdm.ipynb #d42d834e
 class ProgressParallel(joblib.Parallel):
     "`joblib.Parallel` that shows a tqdm bar of completed tasks."
     def __init__(self,
