@@ -6,7 +6,7 @@
 __all__ = ['is_sequence_file', 'npz_paths', 'AMASSFileError', 'npy_header', 'npy_scalar', 'subdataset_of', 'sequence_info',
            'SequenceIndex', 'index_sequences', 'npz_len', 'npz_lens', 'save_lens', 'load_lens']
 
-# %% ../nbs/02_index.ipynb #8ca56c5e
+# %% ../nbs/02_index.ipynb #bcd3d00d
 import gzip
 import json
 import os
@@ -21,7 +21,7 @@ import numpy as np
 from .tqdm import ProgressParallel
 from .unpack import md5_file
 
-# %% ../nbs/02_index.ipynb #2b014286
+# %% ../nbs/02_index.ipynb #4fc0a310
 def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz")
@@ -36,7 +36,7 @@ def npz_paths(npz_directory):
         found += [Path(folder) / f for f in files if is_sequence_file(f)]
     return sorted(found)
 
-# %% ../nbs/02_index.ipynb #b4952d0b
+# %% ../nbs/02_index.ipynb #a743487a
 class AMASSFileError(ValueError):
     "A file that cannot be read as an AMASS sequence; the message names the file and the problem."
 
@@ -53,17 +53,18 @@ def npy_scalar(zf, key):
     if f"{key}.npy" not in zf.namelist(): return None
     with zf.open(f"{key}.npy") as f: return np.lib.format.read_array(f, allow_pickle=False)
 
-# %% ../nbs/02_index.ipynb #0f944777
+# %% ../nbs/02_index.ipynb #51ae6e98
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
     return parts[0] if len(parts) > 1 else ""
 
 def sequence_info(path, root, with_md5=False):
-    "Dict of `path`, `subdataset`, `n_frames`, `fps` (None if absent) and `md5` (None unless `with_md5`)."
+    "Dict of `path`, `subdataset`, `n_frames`, `fps` (None if absent), `keys` and `md5` (None unless `with_md5`)."
     try:
         with zipfile.ZipFile(path) as zf:
-            if "poses.npy" not in zf.namelist(): raise AMASSFileError(f"{path}: no 'poses' array (keys: {sorted(n[:-4] for n in zf.namelist())})")
+            keys = tuple(sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy")))
+            if "poses" not in keys: raise AMASSFileError(f"{path}: no 'poses' array (keys: {list(keys)})")
             shape, _ = npy_header(zf, "poses")
             fps = npy_scalar(zf, "mocap_framerate")
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
@@ -71,9 +72,9 @@ def sequence_info(path, root, with_md5=False):
         raise AMASSFileError(f"{path}: not a readable npz ({type(e).__name__}: {e})") from None
     if len(shape) != 2: raise AMASSFileError(f"{path}: 'poses' should be 2-d (frames, parameters), has shape {shape}")
     return dict(path=Path(path), subdataset=subdataset_of(path, root), n_frames=int(shape[0]),
-                fps=None if fps is None else float(fps), md5=md5_file(path) if with_md5 else None)
+                fps=None if fps is None else float(fps), keys=keys, md5=md5_file(path) if with_md5 else None)
 
-# %% ../nbs/02_index.ipynb #7f283a3e
+# %% ../nbs/02_index.ipynb #b848ce82
 @dataclass(frozen=True)
 class SequenceIndex:
     "Paths, sub-datasets, frame counts and frame rates of the sequences under `root`, in path order."
@@ -82,6 +83,7 @@ class SequenceIndex:
     subdatasets: tuple
     n_frames: np.ndarray  # int64, one per sequence
     fps: np.ndarray       # float64, NaN where a file records no frame rate
+    keys: tuple           # the array names in each file
     md5s: tuple = ()
 
     def __len__(self): return len(self.paths)
@@ -110,9 +112,10 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True):
                          subdatasets=tuple(i["subdataset"] for i in infos),
                          n_frames=np.array([i["n_frames"] for i in infos], dtype=np.int64),
                          fps=np.array([np.nan if i["fps"] is None else i["fps"] for i in infos], dtype=np.float64),
+                         keys=tuple(i["keys"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else ())
 
-# %% ../nbs/02_index.ipynb #d33eaf62
+# %% ../nbs/02_index.ipynb #ee029053
 def npz_len(npz_path, strict=True, root=None, with_md5=True):
     "(subdataset, md5, n_frames) of one sequence; the sub-dataset is its first folder below `root` (default: two levels up)."
     npz_path = Path(npz_path).absolute()

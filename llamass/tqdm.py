@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ProgressParallel']
 
-# %% ../nbs/00_tqdm.ipynb #da00e48a
+# %% ../nbs/00_tqdm.ipynb #d2fa4cc3
 import joblib
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_tqdm.ipynb #d42d834e
+# %% ../nbs/00_tqdm.ipynb #6ea891c0
 class ProgressParallel(joblib.Parallel):
     "`joblib.Parallel` that shows a tqdm bar of completed tasks."
     def __init__(self,

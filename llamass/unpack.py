@@ -7,7 +7,7 @@ __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_
            'archive_paths', 'published_checksum', 'decompressed_stream', 'refuse_unsafe_member', 'extract_archive',
            'is_verified', 'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary', 'fast_amass_unpack']
 
-# %% ../nbs/01_unpack.ipynb #669ee44c
+# %% ../nbs/01_unpack.ipynb #2477cf73
 import argparse
 import bz2
 import gzip
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-# %% ../nbs/01_unpack.ipynb #8a5ea84d
+# %% ../nbs/01_unpack.ipynb #b754ba01
 def _hash_file_into(md5, path):
     "Feed the bytes of the file at `path` into the running hash `md5`."
     with open(path, "rb") as f:
@@ -47,7 +47,7 @@ def md5_dir(directory):
     if not Path(directory).is_dir(): raise NotADirectoryError(f"md5_dir: {directory} is not a folder")
     return _hash_dir_into(hashlib.md5(), directory).hexdigest()
 
-# %% ../nbs/01_unpack.ipynb #b210d26d
+# %% ../nbs/01_unpack.ipynb #5ce75220
 hashes = {
     "ACCAD.tar.bz2": {"unpacks_to": "ACCAD", "hash": "193442a2ab66cb116932b8bce08ecb89"},
     "BMLhandball.tar.bz2": {"unpacks_to": "BMLhandball", "hash": "8947df17dd59d052ae618daf24ccace3"},
@@ -70,7 +70,7 @@ hashes = {
     "DanceDB.tar.bz2": {"unpacks_to": "DanceDB", "hash": "9ce35953c4234489036ecb1c26ae38bc"},
 }
 
-# %% ../nbs/01_unpack.ipynb #66a7e1d6
+# %% ../nbs/01_unpack.ipynb #d8a25b88
 ARCHIVE_SUFFIXES = (".tar.bz2", ".tbz2", ".tar.gz", ".tgz", ".tar")
 
 class UnpackError(Exception):
@@ -92,7 +92,7 @@ def published_checksum(archive):
     "The `hashes` entry (`unpacks_to`, `hash`) for `archive`, or None if none was published."
     return hashes.get(Path(archive).name)
 
-# %% ../nbs/01_unpack.ipynb #b75b7624
+# %% ../nbs/01_unpack.ipynb #65af4663
 class _CountingReader:
     "A binary file whose reads also advance a progress bar by the number of bytes read."
     def __init__(self, f, bar): self.f, self.bar = f, bar
@@ -121,7 +121,7 @@ def refuse_unsafe_member(member, dest):
         raise tarfile.AbsolutePathError(member)
     return tarfile.data_filter(member, dest)
 
-# %% ../nbs/01_unpack.ipynb #3523d985
+# %% ../nbs/01_unpack.ipynb #50a66c06
 def extract_archive(archive, dest, bar=None):
     "Stream-extract `archive` into folder `dest`; return (files, bytes) written. Raises `UnpackError`."
     archive = Path(archive)
@@ -139,7 +139,7 @@ def extract_archive(archive, dest, bar=None):
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #dc2a0ff8
+# %% ../nbs/01_unpack.ipynb #23f95d8a
 def _staging_dir(outdir, archive):
     "The staging folder for `archive` inside `outdir`."
     return Path(outdir) / f".llamass-staging-{Path(archive).name}"
@@ -174,7 +174,7 @@ def is_verified(archive, outdir):
     return (recorded.is_file() and (Path(outdir)/published["unpacks_to"]).is_dir()
             and recorded.read_text().strip() == published["hash"])
 
-# %% ../nbs/01_unpack.ipynb #d49389bd
+# %% ../nbs/01_unpack.ipynb #3a42dfe8
 def _check_published(archive, staging, published):
     "Compare the checksum of the staged folder with the published one; raise `UnpackError` on mismatch."
     folder = staging / published["unpacks_to"]
@@ -213,7 +213,7 @@ def lazy_unpack(tarpath, outdir):
     "Unpack `tarpath` into `outdir` unless a matching `.hash` shows it was already unpacked and verified."
     return unpack_one_archive(tarpath, outdir, verify=True)
 
-# %% ../nbs/01_unpack.ipynb #2e2bc7ee
+# %% ../nbs/01_unpack.ipynb #3508e856
 def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True):
     "Unpack every archive in `tardir` into `outdir` with `n_jobs` in parallel; return one summary per archive."
     archives, outdir = archive_paths(tardir), Path(outdir)
@@ -233,7 +233,7 @@ def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progr
 
 unpack_body_models = unpack_archives  # the original name: it unpacks pose sequences, not body models
 
-# %% ../nbs/01_unpack.ipynb #3404d48e
+# %% ../nbs/01_unpack.ipynb #48f33614
 def _human_bytes(n):
     "`n` bytes as a short human-readable string."
     for unit in ("B", "KB", "MB", "GB"):
