@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ProgressParallel']
 
-# %% ../nbs/00_tqdm.ipynb #d2fa4cc3
+# %% ../nbs/00_tqdm.ipynb #f34603ce
 import joblib
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_tqdm.ipynb #6ea891c0
+# %% ../nbs/00_tqdm.ipynb #944b3b49
 class ProgressParallel(joblib.Parallel):
     "`joblib.Parallel` that shows a tqdm bar of completed tasks."
     def __init__(self,

@@ -4,12 +4,14 @@
 
 # %% auto #0
 __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_dir', 'UnpackError', 'archive_suffix',
-           'archive_paths', 'published_checksum', 'decompressed_stream', 'refuse_unsafe_member', 'extract_archive',
-           'is_verified', 'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary', 'fast_amass_unpack']
+           'archive_paths', 'expected_checksums', 'load_checksums', 'decompressed_stream', 'refuse_unsafe_member',
+           'extract_archive', 'is_verified', 'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary',
+           'fast_amass_unpack']
 
-# %% ../nbs/01_unpack.ipynb #2477cf73
+# %% ../nbs/01_unpack.ipynb #e18b6c1e
 import argparse
 import bz2
+import json
 import gzip
 import hashlib
 import shutil
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-# %% ../nbs/01_unpack.ipynb #b754ba01
+# %% ../nbs/01_unpack.ipynb #97b92b14
 def _hash_file_into(md5, path):
     "Feed the bytes of the file at `path` into the running hash `md5`."
     with open(path, "rb") as f:
@@ -47,7 +49,7 @@ def md5_dir(directory):
     if not Path(directory).is_dir(): raise NotADirectoryError(f"md5_dir: {directory} is not a folder")
     return _hash_dir_into(hashlib.md5(), directory).hexdigest()
 
-# %% ../nbs/01_unpack.ipynb #5ce75220
+# %% ../nbs/01_unpack.ipynb #a72def2c
 hashes = {
     "ACCAD.tar.bz2": {"unpacks_to": "ACCAD", "hash": "193442a2ab66cb116932b8bce08ecb89"},
     "BMLhandball.tar.bz2": {"unpacks_to": "BMLhandball", "hash": "8947df17dd59d052ae618daf24ccace3"},
@@ -70,7 +72,7 @@ hashes = {
     "DanceDB.tar.bz2": {"unpacks_to": "DanceDB", "hash": "9ce35953c4234489036ecb1c26ae38bc"},
 }
 
-# %% ../nbs/01_unpack.ipynb #d8a25b88
+# %% ../nbs/01_unpack.ipynb #98465da8
 ARCHIVE_SUFFIXES = (".tar.bz2", ".tbz2", ".tar.gz", ".tgz", ".tar")
 
 class UnpackError(Exception):
@@ -88,11 +90,23 @@ def archive_paths(tardir):
     if not archives: raise UnpackError(f"no archives ({', '.join(ARCHIVE_SUFFIXES)}) found in {tardir}")
     return sorted(archives, key=lambda p: (-p.stat().st_size, p.name))
 
-def published_checksum(archive):
-    "The `hashes` entry (`unpacks_to`, `hash`) for `archive`, or None if none was published."
-    return hashes.get(Path(archive).name)
+def expected_checksums(archive, checksums=hashes):
+    "[(folder, md5), ...] that `archive` should unpack to according to `checksums`, or None if it has no entry."
+    entry = checksums.get(Path(archive).name)
+    if entry is None: return None
+    folders, md5s = entry["unpacks_to"], entry["hash"]
+    return list(zip([folders], [md5s]) if isinstance(folders, str) else zip(folders, md5s))
 
-# %% ../nbs/01_unpack.ipynb #65af4663
+def load_checksums(path):
+    "A checksum table like `hashes` read from a JSON file (`unpacks_to` and `hash` may be lists)."
+    try: table = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e: raise UnpackError(f"cannot read checksum file {path}: {e}") from None
+    for name, entry in (table.items() if isinstance(table, dict) else [("<top level>", None)]):
+        if not isinstance(entry, dict) or not {"unpacks_to", "hash"} <= set(entry):
+            raise UnpackError(f"{path}: entry {name!r} must be an object with 'unpacks_to' and 'hash'")
+    return table
+
+# %% ../nbs/01_unpack.ipynb #25a098c1
 class _CountingReader:
     "A binary file whose reads also advance a progress bar by the number of bytes read."
     def __init__(self, f, bar): self.f, self.bar = f, bar
@@ -121,7 +135,7 @@ def refuse_unsafe_member(member, dest):
         raise tarfile.AbsolutePathError(member)
     return tarfile.data_filter(member, dest)
 
-# %% ../nbs/01_unpack.ipynb #50a66c06
+# %% ../nbs/01_unpack.ipynb #65a0a5e2
 def extract_archive(archive, dest, bar=None):
     "Stream-extract `archive` into folder `dest`; return (files, bytes) written. Raises `UnpackError`."
     archive = Path(archive)
@@ -139,7 +153,7 @@ def extract_archive(archive, dest, bar=None):
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #23f95d8a
+# %% ../nbs/01_unpack.ipynb #d0e568ed
 def _staging_dir(outdir, archive):
     "The staging folder for `archive` inside `outdir`."
     return Path(outdir) / f".llamass-staging-{Path(archive).name}"
@@ -166,34 +180,33 @@ def _move_into_place(staged, outdir):
         elif old.exists() or old.is_symlink(): old.unlink()
     return names
 
-def is_verified(archive, outdir):
-    "True when `archive` was unpacked to `outdir` and its recorded checksum matches the published one."
-    published = published_checksum(archive)
-    if published is None: return False
-    recorded = _hash_path(outdir, published["unpacks_to"])
-    return (recorded.is_file() and (Path(outdir)/published["unpacks_to"]).is_dir()
-            and recorded.read_text().strip() == published["hash"])
+def is_verified(archive, outdir, checksums=hashes):
+    "True when every folder of `archive` is in `outdir` with a recorded checksum matching the expected one."
+    expected = expected_checksums(archive, checksums)
+    if expected is None: return False
+    def matches(folder, md5):
+        recorded = _hash_path(outdir, folder)
+        return (Path(outdir)/folder).is_dir() and recorded.is_file() and recorded.read_text().strip() == md5
+    return all(matches(folder, md5) for folder, md5 in expected)
 
-# %% ../nbs/01_unpack.ipynb #3a42dfe8
-def _check_published(archive, staging, published):
-    "Compare the checksum of the staged folder with the published one; raise `UnpackError` on mismatch."
-    folder = staging / published["unpacks_to"]
-    if not folder.is_dir():
-        raise UnpackError(f"{archive}: expected it to unpack to {published['unpacks_to']}/, it did not")
-    actual = md5_dir(folder)
-    if actual != published["hash"]:
-        raise UnpackError(f"{archive}: checksum mismatch for {published['unpacks_to']}/: "
-                          f"expected {published['hash']}, got {actual}")
-    return actual
+# %% ../nbs/01_unpack.ipynb #66df7f26
+def _check_staged(archive, staging, expected):
+    "Check each expected folder of the staged archive against its checksum; raise `UnpackError` on mismatch."
+    for folder, md5 in expected:
+        if not (staging/folder).is_dir():
+            raise UnpackError(f"{archive}: expected it to unpack to {folder}/, it did not")
+        actual = md5_dir(staging/folder)
+        if actual != md5:
+            raise UnpackError(f"{archive}: checksum mismatch for {folder}/: expected {md5}, got {actual}")
 
-def unpack_one_archive(archive, outdir, verify=False, bar=None):
+def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes):
     "Unpack `archive` into `outdir` atomically (verified and resumable with `verify`); return a summary dict."
     archive, outdir = Path(archive), Path(outdir)
-    published = published_checksum(archive)
-    if verify and is_verified(archive, outdir):
+    expected = expected_checksums(archive, checksums) if verify else None
+    if verify and is_verified(archive, outdir, checksums):
         if bar is not None: bar.update(archive.stat().st_size)
         return dict(archive=archive.name, status="skipped", files=0, bytes=0)
-    if verify and published is None:
+    if verify and expected is None:
         warnings.warn(f"{archive.name}: no published checksum exists; unpacked without verification")
     outdir.mkdir(parents=True, exist_ok=True)
     staging = _staging_dir(outdir, archive)
@@ -201,20 +214,19 @@ def unpack_one_archive(archive, outdir, verify=False, bar=None):
     staging.mkdir()
     try:
         files, nbytes = extract_archive(archive, staging, bar)
-        checksum = _check_published(archive, staging, published) if verify and published else None
+        if expected: _check_staged(archive, staging, expected)
         folders = _move_into_place(staging, outdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if checksum is not None: _write_atomic(_hash_path(outdir, published["unpacks_to"]), checksum)
-    status = "verified" if checksum else "unpacked"
-    return dict(archive=archive.name, status=status, files=files, bytes=nbytes, folders=folders)
+    for folder, md5 in expected or []: _write_atomic(_hash_path(outdir, folder), md5)
+    return dict(archive=archive.name, status="verified" if expected else "unpacked", files=files, bytes=nbytes, folders=folders)
 
-def lazy_unpack(tarpath, outdir):
-    "Unpack `tarpath` into `outdir` unless a matching `.hash` shows it was already unpacked and verified."
-    return unpack_one_archive(tarpath, outdir, verify=True)
+def lazy_unpack(tarpath, outdir, checksums=hashes):
+    "Unpack `tarpath` into `outdir` unless matching `.hash` files show it was already unpacked and verified."
+    return unpack_one_archive(tarpath, outdir, verify=True, checksums=checksums)
 
-# %% ../nbs/01_unpack.ipynb #3508e856
-def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True):
+# %% ../nbs/01_unpack.ipynb #3c5f3c49
+def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True, checksums=hashes):
     "Unpack every archive in `tardir` into `outdir` with `n_jobs` in parallel; return one summary per archive."
     archives, outdir = archive_paths(tardir), Path(outdir)
     try: outdir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +236,7 @@ def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progr
     total = sum(a.stat().st_size for a in archives)
     with tqdm(total=total, unit="B", unit_scale=True, desc="unpacking", disable=not progress) as bar:
         def run(archive):
-            try: return unpack_one_archive(archive, outdir, verify=verify, bar=bar)
+            try: return unpack_one_archive(archive, outdir, verify=verify, bar=bar, checksums=checksums)
             except UnpackError as e: return dict(archive=archive.name, status="failed", error=str(e))
         with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool: results = list(pool.map(run, archives))
     failed = [r["error"] for r in results if r["status"] == "failed"]
@@ -233,7 +245,7 @@ def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progr
 
 unpack_body_models = unpack_archives  # the original name: it unpacks pose sequences, not body models
 
-# %% ../nbs/01_unpack.ipynb #48f33614
+# %% ../nbs/01_unpack.ipynb #86482f79
 def _human_bytes(n):
     "`n` bytes as a short human-readable string."
     for unit in ("B", "KB", "MB", "GB"):
@@ -252,6 +264,8 @@ _UNPACK_EXAMPLES = """examples:
   fast_amass_unpack ~/Downloads/amass ~/data/amass            unpack every archive
   fast_amass_unpack -n 4 --verify ~/Downloads/amass ~/data/amass
         unpack with 4 jobs, check the published checksums; re-run to resume (verified archives are skipped)
+  fast_amass_unpack --verify --checksums sample_data/checksums.json sample_data demo_data
+        verify against your own checksum table (here: the bundled synthetic sample's)
 """
 
 def fast_amass_unpack(argv=None):
@@ -264,11 +278,14 @@ def fast_amass_unpack(argv=None):
     parser.add_argument("-n", "--jobs", type=int, default=1, help="archives unpacked at once (default 1)")
     parser.add_argument("--verify", action="store_true",
                         help="check each folder against the published md5, record it in <folder>.hash, skip verified archives on re-runs")
+    parser.add_argument("--checksums", metavar="FILE", help="JSON table of extra checksums, in the format of llamass.unpack.hashes")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.jobs < 1: parser.error(f"-n/--jobs must be at least 1, got {args.jobs}")
     start = time.perf_counter()
-    try: results = unpack_archives(args.tardir, args.outdir, n_jobs=args.jobs, verify=args.verify, progress=not args.quiet)
+    try:
+        checksums = {**hashes, **load_checksums(args.checksums)} if args.checksums else hashes
+        results = unpack_archives(args.tardir, args.outdir, n_jobs=args.jobs, verify=args.verify, progress=not args.quiet, checksums=checksums)
     except UnpackError as e:
         print(f"fast_amass_unpack: error: {e}", file=sys.stderr)
         raise SystemExit(1)

@@ -1,0 +1,31 @@
+"""The main job on an unpacked AMASS folder: index it, then load one shuffled epoch with two workers.
+
+Usage: python sample_data/demo.py AMASS_FOLDER   (`make demo` unpacks the bundled sample and runs this)
+"""
+import sys
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from llamass.core import AMASS, IterableLoader, npz_lens, save_lens
+
+
+def main(root, clip_length=1, batch_size=64, num_workers=2):
+    root = Path(root)
+    lens = save_lens(root / "npz_file_lens.json.gz", npz_lens(root))
+    print(f"indexed {root}: {len(npz_lens(root, progress=False))} sequences, lengths saved to {lens.name}")
+    dataset = AMASS(root, clip_length=clip_length, shuffle=True, seed=0, progress=False)
+    loader = IterableLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    frames, start = 0, time.perf_counter()
+    for batch in tqdm(loader, total=len(loader), desc="epoch 0", unit="batch"):
+        frames += batch["poses"].shape[0] * batch["poses"].shape[1]
+    seconds = time.perf_counter() - start
+    print("batch shapes: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()))
+    print(f"{frames} frames in {len(loader)} batches, {seconds:.2f} s: {frames / seconds:,.0f} frames/s "
+          f"(clip_length={clip_length}, batch_size={batch_size}, num_workers={num_workers}; includes starting the workers)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2: raise SystemExit(__doc__)
+    main(sys.argv[1])
