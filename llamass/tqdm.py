@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ProgressParallel']
 
-# %% ../nbs/00_tqdm.ipynb #fa71d643
+# %% ../nbs/00_tqdm.ipynb #b51753db
 import joblib
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_tqdm.ipynb #2b26c3b5
+# %% ../nbs/00_tqdm.ipynb #6a2edea7
 class ProgressParallel(joblib.Parallel):
     "`joblib.Parallel` that shows a tqdm bar of completed tasks."
     def __init__(self,

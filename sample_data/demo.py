@@ -13,15 +13,17 @@ from llamass.core import AMASS, IterableLoader, npz_lens, save_lens
 
 def main(root, clip_length=1, batch_size=64, num_workers=2):
     root = Path(root)
-    lens = save_lens(root / "npz_file_lens.json.gz", npz_lens(root))
-    print(f"indexed {root}: {len(npz_lens(root, progress=False))} sequences, lengths saved to {lens.name}")
+    rows = npz_lens(root)
+    lens = save_lens(root / "npz_file_lens.json.gz", rows)
+    print(f"indexed {root}: {len(rows)} sequences, {sum(n for _, _, n in rows)} frames, lengths saved to {lens.name}")
     dataset = AMASS(root, clip_length=clip_length, shuffle=True, seed=0, progress=False)
     loader = IterableLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    frames, start = 0, time.perf_counter()
+    frames, shapes, start = 0, None, time.perf_counter()
     for batch in tqdm(loader, total=len(loader), desc="epoch 0", unit="batch"):
         frames += batch["poses"].shape[0] * batch["poses"].shape[1]
+        shapes = shapes or ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items())
     seconds = time.perf_counter() - start
-    print("batch shapes: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items()))
+    print(f"batch shapes: {shapes}")
     print(f"{frames} frames in {len(loader)} batches, {seconds:.2f} s: {frames / seconds:,.0f} frames/s "
           f"(clip_length={clip_length}, batch_size={batch_size}, num_workers={num_workers}; includes starting the workers)")
 
