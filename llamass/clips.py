@@ -7,13 +7,13 @@ __all__ = ['check_clip_length', 'check_keep', 'keep_slice', 'viable_slice', 'kep
            'clips_at', 'rng_for', 'sequence_order', 'rank_clip_count', 'worker_clip_counts', 'shard_range',
            'lanes_for_buffer', 'interleave_lanes', 'shard_plan', 'batch_count', 'round_robin_progress']
 
-# %% ../nbs/03_clips.ipynb #6b2b2fe0
+# %% ../nbs/03_clips.ipynb #aa08db1d
 import math
 import numbers
 
 import numpy as np
 
-# %% ../nbs/03_clips.ipynb #10158fb5
+# %% ../nbs/03_clips.ipynb #2119ed00
 def check_clip_length(clip_length):
     "`clip_length` as an int, or `ValueError` unless it is an integer >= 1."
     if isinstance(clip_length, bool) or not isinstance(clip_length, numbers.Integral) or clip_length < 1:
@@ -26,7 +26,7 @@ def check_keep(keep):
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
     return float(keep)
 
-# %% ../nbs/03_clips.ipynb #fd339860
+# %% ../nbs/03_clips.ipynb #b64a4dcf
 def keep_slice(n, keep):
     "The centred `keep` fraction of `n` frames, as a slice."
     drop = (1.0 - check_keep(keep)) / 2.0
@@ -42,7 +42,7 @@ def kept_windows(n_frames, keep):
     drop = (1.0 - check_keep(keep)) / 2.0
     return (n * drop).astype(np.int64), (n * keep + n * drop).astype(np.int64)
 
-# %% ../nbs/03_clips.ipynb #7d6d4ef5
+# %% ../nbs/03_clips.ipynb #857a2210
 def clip_counts(n_frames, clip_length, overlapping, keep):
     "Number of clips in each sequence."
     clip_length = check_clip_length(clip_length)
@@ -56,7 +56,7 @@ def clip_starts(n_frames, clip_length, overlapping, keep):
     window_starts, _ = kept_windows(n_frames, keep)
     return clips_at(counts, window_starts, 1 if overlapping else clip_length, np.arange(len(counts)), np.arange(counts.sum()))
 
-# %% ../nbs/03_clips.ipynb #bb05c939
+# %% ../nbs/03_clips.ipynb #a3967cb1
 def clips_at(counts, window_starts, step, order, positions):
     "(sequence, start frame) of the clips at `positions` when sequences are laid out in `order`."
     counts, window_starts = np.asarray(counts)[order], np.asarray(window_starts)[order]
@@ -66,7 +66,7 @@ def clips_at(counts, window_starts, step, order, positions):
     within = positions - (ends[slot] - counts[slot])
     return np.asarray(order)[slot].astype(np.int64), window_starts[slot] + within * step
 
-# %% ../nbs/03_clips.ipynb #2c7a57fd
+# %% ../nbs/03_clips.ipynb #55c660a2
 def rng_for(*key):
     "A numpy Generator determined by the non-negative integers `key`."
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
@@ -76,7 +76,7 @@ def sequence_order(n_sequences, shuffle, seed, epoch, file_list_seed=0):
     order = np.arange(n_sequences) if file_list_seed is None else rng_for(file_list_seed).permutation(n_sequences)
     return order[rng_for(seed, epoch).permutation(n_sequences)] if shuffle else order
 
-# %% ../nbs/03_clips.ipynb #02cad24f
+# %% ../nbs/03_clips.ipynb #57fd8671
 def rank_clip_count(total, world_size, pad=False):
     "Clips each rank yields in an epoch."
     return -(-total // world_size) if pad else total // world_size
@@ -93,7 +93,7 @@ def shard_range(total, rank, world_size, worker, num_workers, pad=False):
     lo = rank * rank_clips + int(counts[:worker].sum())
     return lo, lo + int(counts[worker])
 
-# %% ../nbs/03_clips.ipynb #1e1ee4ca
+# %% ../nbs/03_clips.ipynb #cf80d600
 def lanes_for_buffer(shuffle_buffer, clips_per_sequence):
     "Number of lanes whose sequences hold about `shuffle_buffer` clips."
     if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, numbers.Integral) or shuffle_buffer < 1:
@@ -114,7 +114,7 @@ def interleave_lanes(sequences, n_lanes, rng):
     order[slots] = lane_stream
     return order
 
-# %% ../nbs/03_clips.ipynb #3262f143
+# %% ../nbs/03_clips.ipynb #37c15b1b
 def shard_plan(counts, window_starts, step, order, rank, world_size, worker, num_workers,
                shuffle=False, seed=0, epoch=0, shuffle_buffer=10_000, pad=False):
     "(sequence, start frame) arrays of the clips one shard yields in one epoch, in order."
@@ -128,7 +128,7 @@ def shard_plan(counts, window_starts, step, order, rank, world_size, worker, num
         seqs, starts = seqs[shuffled], starts[shuffled]
     return seqs, starts
 
-# %% ../nbs/03_clips.ipynb #fd5fa4d6
+# %% ../nbs/03_clips.ipynb #7a9c530c
 def batch_count(n_clips, batch_size, drop_last=False):
     "Batches made of `n_clips` clips (array or int); `batch_size=None` means one clip per item."
     if batch_size is None: return n_clips

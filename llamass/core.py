@@ -10,7 +10,7 @@ __all__ = ['ProgressParallel', 'hashes', 'md5_file', 'md5_dir', 'lazy_unpack', '
            'GENDER_CODES', 'DEFAULT_KEYS', 'amass_splits', 'spl_splits', 'split_presets', 'move_dirs_into_splits',
            'move_dirs_out_of_splits', 'console_split_dirs']
 
-# %% ../nbs/06_core.ipynb #ee93c94d
+# %% ../nbs/06_core.ipynb #15a69964
 from .tqdm import ProgressParallel
 from .unpack import (hashes, md5_file, md5_dir, lazy_unpack, unpack_one_archive, unpack_archives,
                             unpack_body_models, fast_amass_unpack, UnpackError)

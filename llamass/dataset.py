@@ -6,7 +6,7 @@
 __all__ = ['GENDER_CODES', 'DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'gender_code', 'load_sequence', 'npz_contents', 'resolve_rank',
            'resolve_seed', 'AMASS', 'plan', 'read_clips', 'clip_ids', 'worker_init_fn', 'IterableLoader']
 
-# %% ../nbs/04_dataset.ipynb #3428991f
+# %% ../nbs/04_dataset.ipynb #b783ea13
 import numbers
 import warnings
 
@@ -18,7 +18,7 @@ from .clips import (batch_count, check_clip_length, check_keep, clip_counts, kep
                            rank_clip_count, rng_for, round_robin_progress, sequence_order, shard_plan, worker_clip_counts)
 from .index import AMASSFileError, index_sequences
 
-# %% ../nbs/04_dataset.ipynb #830607b9
+# %% ../nbs/04_dataset.ipynb #19716ab5
 GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
 DEFAULT_KEYS = ("poses", "dmpls", "trans", "betas", "gender")
 PER_SEQUENCE_KEYS = ("betas",)  # stored once per sequence, repeated on every frame of a clip
@@ -31,7 +31,7 @@ def gender_code(value, path="<array>"):
         raise AMASSFileError(f"{path}: unknown gender {value!r}, expected one of {list(GENDER_CODES)}")
     return GENDER_CODES[name]
 
-# %% ../nbs/04_dataset.ipynb #3c25fbda
+# %% ../nbs/04_dataset.ipynb #4f6ca571
 def _per_frame(npz, key, n_frames, path):
     "The float32 per-frame array of `key` from an open npz."
     if key not in npz.files: raise AMASSFileError(f"{path}: no {key!r} array (keys: {sorted(npz.files)})")
@@ -54,7 +54,7 @@ def load_sequence(path, keys=DEFAULT_KEYS):
     except Exception as e:
         raise AMASSFileError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/04_dataset.ipynb #768d37a6
+# %% ../nbs/04_dataset.ipynb #c5f7cd24
 def _clip(arrays, start, clip_length, transform):
     "One clip: each array sliced (and copied) at `start`, passed through `transform`."
     clip = {k: v[start:start + clip_length].copy() for k, v in arrays.items()}
@@ -71,7 +71,7 @@ def npz_contents(npz_path, clip_length, overlapping, keep=0.8, keys=DEFAULT_KEYS
     if shuffle: starts = (rng_for(seed) if seed is not None else np.random.default_rng()).permutation(starts)
     for start in starts.tolist(): yield _clip(arrays, start, clip_length, transform)
 
-# %% ../nbs/04_dataset.ipynb #6d2a3d08
+# %% ../nbs/04_dataset.ipynb #5f9ecf6c
 def _dist_ready():
     "True when a torch.distributed process group is initialised."
     return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -96,7 +96,7 @@ def resolve_seed(seed=None):
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     return int(seed)
 
-# %% ../nbs/04_dataset.ipynb #92ce4a0a
+# %% ../nbs/04_dataset.ipynb #16f17f60
 _EPOCH, _EPOCH_SET, _RESUME_BATCHES, _BATCH_SIZE, _DROP_LAST = range(5)
 
 class AMASS(tudata.IterableDataset):
@@ -167,7 +167,7 @@ class AMASS(tudata.IterableDataset):
         "Record, in shared memory, the epoch of the next pass and how many of its batches to skip."
         self._state.copy_(torch.tensor([epoch, 1, resume_batches, batch_size or 0, int(drop_last)]))
 
-# %% ../nbs/04_dataset.ipynb #29cf98a4
+# %% ../nbs/04_dataset.ipynb #b200fd66
 @torch.no_grad()
 def _pass_epoch(self, info):
     "The epoch of this pass: the one set, else this dataset's pass count or the workers' base seed (see above)."
@@ -196,7 +196,7 @@ def plan(self, epoch, worker=0, num_workers=1):
 
 AMASS._pass_epoch, AMASS._resume_point, AMASS.plan = _pass_epoch, _resume_point, plan
 
-# %% ../nbs/04_dataset.ipynb #c87f3a33
+# %% ../nbs/04_dataset.ipynb #d41a8d80
 def _last_uses(seqs):
     "Boolean array: True where a position holds the last clip of its sequence."
     is_last = np.zeros(len(seqs), dtype=bool)
@@ -222,14 +222,14 @@ def read_clips(self, seqs, starts):
 
 AMASS._load, AMASS.read_clips = _load, read_clips
 
-# %% ../nbs/04_dataset.ipynb #cc24b692
+# %% ../nbs/04_dataset.ipynb #bc76bc66
 def clip_ids(batch):
     "(sequence id, first frame) of each clip of a batch of `identified_sequence` data."
     trans = np.asarray(batch["trans"])
     trans = trans.reshape(-1, trans.shape[-2], 3) if trans.ndim >= 2 else trans.reshape(-1, 1, 3)
     return [(int(a), int(b)) for a, b in trans[:, 0, :2]]
 
-# %% ../nbs/04_dataset.ipynb #e8d6bdea
+# %% ../nbs/04_dataset.ipynb #44382e79
 def worker_init_fn(worker_id):
     "DataLoader `worker_init_fn` for `AMASS`: checks that the worker's dataset shards itself."
     dataset = tudata.get_worker_info().dataset
@@ -243,7 +243,7 @@ class _ThenUserInit:
         worker_init_fn(worker_id)
         if self.user_fn is not None: self.user_fn(worker_id)
 
-# %% ../nbs/04_dataset.ipynb #0311fc7d
+# %% ../nbs/04_dataset.ipynb #2e3fda4a
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for `AMASS`: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, **kwargs):

@@ -6,7 +6,7 @@
 __all__ = ['is_sequence_file', 'npz_paths', 'AMASSFileError', 'npy_header', 'npy_scalar', 'subdataset_of', 'sequence_info',
            'SequenceIndex', 'index_sequences', 'npz_len', 'npz_lens', 'save_lens', 'load_lens']
 
-# %% ../nbs/02_index.ipynb #cec884c5
+# %% ../nbs/02_index.ipynb #9c1c9c82
 import gzip
 import json
 import os
@@ -21,7 +21,7 @@ import numpy as np
 from .tqdm import ProgressParallel
 from .unpack import md5_file
 
-# %% ../nbs/02_index.ipynb #8f07988b
+# %% ../nbs/02_index.ipynb #821de74a
 def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz")
@@ -36,7 +36,7 @@ def npz_paths(npz_directory):
         found += [Path(folder) / f for f in files if is_sequence_file(f)]
     return sorted(found)
 
-# %% ../nbs/02_index.ipynb #a8c231f5
+# %% ../nbs/02_index.ipynb #555b8b84
 class AMASSFileError(ValueError):
     "A file that cannot be read as an AMASS sequence; the message names the file and the problem."
 
@@ -53,7 +53,7 @@ def npy_scalar(zf, key):
     if f"{key}.npy" not in zf.namelist(): return None
     with zf.open(f"{key}.npy") as f: return np.lib.format.read_array(f, allow_pickle=False)
 
-# %% ../nbs/02_index.ipynb #5d5b7a7c
+# %% ../nbs/02_index.ipynb #2d478e93
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
@@ -74,7 +74,7 @@ def sequence_info(path, root, with_md5=False):
     return dict(path=Path(path), subdataset=subdataset_of(path, root), n_frames=int(shape[0]),
                 fps=None if fps is None else float(fps), keys=keys, md5=md5_file(path) if with_md5 else None)
 
-# %% ../nbs/02_index.ipynb #05a4d58a
+# %% ../nbs/02_index.ipynb #4c3e5c8b
 @dataclass(frozen=True)
 class SequenceIndex:
     "Paths, sub-datasets, frame counts and frame rates of the sequences under `root`, in path order."
@@ -115,7 +115,7 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True):
                          keys=tuple(i["keys"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else ())
 
-# %% ../nbs/02_index.ipynb #4dcb2655
+# %% ../nbs/02_index.ipynb #fd0afefd
 def npz_len(npz_path, strict=True, root=None, with_md5=True):
     "(subdataset, md5, n_frames) of one sequence; the sub-dataset is its first folder below `root` (default: two levels up)."
     npz_path = Path(npz_path).absolute()

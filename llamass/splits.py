@@ -6,14 +6,14 @@
 __all__ = ['amass_splits', 'REST', 'split_presets', 'spl_splits', 'JOURNAL', 'subdataset_dirs', 'resolve_splits', 'SplitError',
            'plan_moves', 'move_dirs_into_splits', 'move_dirs_out_of_splits', 'load_splits', 'console_split_dirs']
 
-# %% ../nbs/05_splits.ipynb #78ed972b
+# %% ../nbs/05_splits.ipynb #f6961547
 import argparse
 import json
 import sys
 import warnings
 from pathlib import Path
 
-# %% ../nbs/05_splits.ipynb #47d30211
+# %% ../nbs/05_splits.ipynb #b8fa9c14
 amass_splits = {
     "val": ["HumanEva", "MPI_HDM05", "SFU", "MPI_mosh"],
     "test": ["Transitions_mocap", "SSM_synced"],
@@ -34,7 +34,7 @@ spl_splits = dict(
     test={"CMU_Kitchen", "Eyes", "HEva", "", "MIXAMO", "Transition", "CMU", "BioMotion", "JointLimit", "ACCAD", "HDM05"},
 )
 
-# %% ../nbs/05_splits.ipynb #003dad67
+# %% ../nbs/05_splits.ipynb #69680852
 def subdataset_dirs(amass_loc, splits):
     "Names of the sub-dataset folders directly in `amass_loc` (not hidden, not split folders)."
     return sorted(p.name for p in Path(amass_loc).iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in splits)
@@ -48,7 +48,7 @@ def resolve_splits(splits, present):
     unassigned = [] if any(v == REST for v in splits.values()) else rest
     return resolved, missing, unassigned
 
-# %% ../nbs/05_splits.ipynb #e8589749
+# %% ../nbs/05_splits.ipynb #32fcf913
 JOURNAL = ".llamass_splits.json"
 
 class SplitError(Exception):
@@ -110,7 +110,7 @@ def move_dirs_out_of_splits(amass_loc, splits=amass_splits):
     "Undo `move_dirs_into_splits`: put every sub-dataset back in `amass_loc`."
     return move_dirs_into_splits(amass_loc, splits, undo=True)
 
-# %% ../nbs/05_splits.ipynb #0c834e0c
+# %% ../nbs/05_splits.ipynb #2b170f99
 _SPLIT_EXAMPLES = """examples:
   amass_split_dirs ~/data/amass                     move sub-datasets into train/ val/ test/ (the AMASS paper's split)
   amass_split_dirs --preset humor ~/data/amass      HuMoR's split instead

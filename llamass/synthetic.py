@@ -6,7 +6,7 @@
 __all__ = ['synthetic_sequence', 'identified_sequence', 'shape_only', 'npz_bytes', 'write_npz', 'write_tree', 'tar_bz2_bytes',
            'sample_files', 'make_sample_archive']
 
-# %% ../nbs/07_synthetic.ipynb #f107befc
+# %% ../nbs/07_synthetic.ipynb #a314e554
 import io
 import tarfile
 import bz2
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-# %% ../nbs/07_synthetic.ipynb #9af50848
+# %% ../nbs/07_synthetic.ipynb #70eb7fd1
 def synthetic_sequence(n_frames, seed=0, gender="male", framerate=120.0, n_markers=8, decimals=2):
     "A dict of arrays in the legacy AMASS `*_poses.npz` schema with smooth, rounded motion."
     rng = np.random.default_rng(seed)
@@ -42,7 +42,7 @@ def shape_only(seed=0, gender="male"):
     "The arrays of a per-subject `shape.npz`: betas and gender only."
     return {"betas": np.round(np.random.default_rng(seed).normal(size=16), 2), "gender": np.array(gender)}
 
-# %% ../nbs/07_synthetic.ipynb #9d7a55f4
+# %% ../nbs/07_synthetic.ipynb #4f8739d8
 def npz_bytes(arrays):
     "The bytes of an uncompressed `.npz` holding `arrays`, identical for identical arrays."
     buffer = io.BytesIO()
@@ -62,7 +62,7 @@ def write_npz(path, arrays):
     tmp.replace(path)
     return path
 
-# %% ../nbs/07_synthetic.ipynb #85810f5e
+# %% ../nbs/07_synthetic.ipynb #890d5666
 def write_tree(root, files):
     "Write `{relative path: arrays}` as npz files under `root`; return the paths."
     return [write_npz(Path(root) / rel, arrays) for rel, arrays in files.items()]
@@ -81,7 +81,7 @@ def tar_bz2_bytes(root, folders):
                 else: tar.addfile(info)
     return bz2.compress(buffer.getvalue(), 9)
 
-# %% ../nbs/07_synthetic.ipynb #f8cf7abf
+# %% ../nbs/07_synthetic.ipynb #3d203f88
 def sample_files():
     "The `{relative path: arrays}` of the bundled synthetic sample."
     rate = 120.00004577636719

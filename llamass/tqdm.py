@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ProgressParallel']
 
-# %% ../nbs/00_tqdm.ipynb #b51753db
+# %% ../nbs/00_tqdm.ipynb #17f7b2e8
 import joblib
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_tqdm.ipynb #6a2edea7
+# %% ../nbs/00_tqdm.ipynb #929e3a11
 class ProgressParallel(joblib.Parallel):
     "`joblib.Parallel` that shows a tqdm bar of completed tasks."
     def __init__(self,

@@ -8,7 +8,7 @@ __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_
            'extract_archive', 'is_verified', 'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary',
            'fast_amass_unpack']
 
-# %% ../nbs/01_unpack.ipynb #62509c73
+# %% ../nbs/01_unpack.ipynb #fb4d11f4
 import argparse
 import bz2
 import json
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-# %% ../nbs/01_unpack.ipynb #b88a1919
+# %% ../nbs/01_unpack.ipynb #fcf90500
 def _hash_file_into(md5, path):
     "Feed the bytes of the file at `path` into the running hash `md5`."
     with open(path, "rb") as f:
@@ -49,7 +49,7 @@ def md5_dir(directory):
     if not Path(directory).is_dir(): raise NotADirectoryError(f"md5_dir: {directory} is not a folder")
     return _hash_dir_into(hashlib.md5(), directory).hexdigest()
 
-# %% ../nbs/01_unpack.ipynb #944bfd14
+# %% ../nbs/01_unpack.ipynb #6342cf26
 hashes = {
     "ACCAD.tar.bz2": {"unpacks_to": "ACCAD", "hash": "193442a2ab66cb116932b8bce08ecb89"},
     "BMLhandball.tar.bz2": {"unpacks_to": "BMLhandball", "hash": "8947df17dd59d052ae618daf24ccace3"},
@@ -72,7 +72,7 @@ hashes = {
     "DanceDB.tar.bz2": {"unpacks_to": "DanceDB", "hash": "9ce35953c4234489036ecb1c26ae38bc"},
 }
 
-# %% ../nbs/01_unpack.ipynb #81521ed5
+# %% ../nbs/01_unpack.ipynb #73c509ce
 ARCHIVE_SUFFIXES = (".tar.bz2", ".tbz2", ".tar.gz", ".tgz", ".tar")
 
 class UnpackError(Exception):
@@ -106,7 +106,7 @@ def load_checksums(path):
             raise UnpackError(f"{path}: entry {name!r} must be an object with 'unpacks_to' and 'hash'")
     return table
 
-# %% ../nbs/01_unpack.ipynb #422a1824
+# %% ../nbs/01_unpack.ipynb #c7966fe1
 class _CountingReader:
     "A binary file whose reads also advance a progress bar by the number of bytes read."
     def __init__(self, f, bar): self.f, self.bar = f, bar
@@ -135,7 +135,7 @@ def refuse_unsafe_member(member, dest):
         raise tarfile.AbsolutePathError(member)
     return tarfile.data_filter(member, dest)
 
-# %% ../nbs/01_unpack.ipynb #ea18ae9e
+# %% ../nbs/01_unpack.ipynb #aa6240ab
 def extract_archive(archive, dest, bar=None):
     "Stream-extract `archive` into folder `dest`; return (files, bytes) written. Raises `UnpackError`."
     archive = Path(archive)
@@ -153,7 +153,7 @@ def extract_archive(archive, dest, bar=None):
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #381393db
+# %% ../nbs/01_unpack.ipynb #2cd777c6
 def _staging_dir(outdir, archive):
     "The staging folder for `archive` inside `outdir`."
     return Path(outdir) / f".llamass-staging-{Path(archive).name}"
@@ -189,7 +189,7 @@ def is_verified(archive, outdir, checksums=hashes):
         return (Path(outdir)/folder).is_dir() and recorded.is_file() and recorded.read_text().strip() == md5
     return all(matches(folder, md5) for folder, md5 in expected)
 
-# %% ../nbs/01_unpack.ipynb #5d967556
+# %% ../nbs/01_unpack.ipynb #e91aa21f
 def _check_staged(archive, staging, expected):
     "Check each expected folder of the staged archive against its checksum; raise `UnpackError` on mismatch."
     for folder, md5 in expected:
@@ -225,7 +225,7 @@ def lazy_unpack(tarpath, outdir, checksums=hashes):
     "Unpack `tarpath` into `outdir` unless matching `.hash` files show it was already unpacked and verified."
     return unpack_one_archive(tarpath, outdir, verify=True, checksums=checksums)
 
-# %% ../nbs/01_unpack.ipynb #b4e2d9d9
+# %% ../nbs/01_unpack.ipynb #a04d470d
 def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True, checksums=hashes):
     "Unpack every archive in `tardir` into `outdir` with `n_jobs` in parallel; return one summary per archive."
     archives, outdir = archive_paths(tardir), Path(outdir)
@@ -245,7 +245,7 @@ def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progr
 
 unpack_body_models = unpack_archives  # the original name: it unpacks pose sequences, not body models
 
-# %% ../nbs/01_unpack.ipynb #874192a2
+# %% ../nbs/01_unpack.ipynb #ee63467b
 def _human_bytes(n):
     "`n` bytes as a short human-readable string."
     for unit in ("B", "KB", "MB", "GB"):
