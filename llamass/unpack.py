@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_dir', 'UnpackError', 'archive_suffix',
            'archive_paths', 'expected_checksums', 'load_checksums', 'decompressed_stream', 'refuse_unsafe_member',
-           'extract_archive', 'is_verified', 'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary',
-           'fast_amass_unpack']
+           'uses_parallel_bzip2', 'extract_archive', 'is_verified', 'unpack_one_archive', 'lazy_unpack',
+           'unpack_archives', 'unpack_summary', 'fast_amass_unpack']
 
 # %% ../nbs/01_unpack.ipynb #fb4d11f4
 import argparse
@@ -135,25 +135,50 @@ def refuse_unsafe_member(member, dest):
         raise tarfile.AbsolutePathError(member)
     return tarfile.data_filter(member, dest)
 
-# %% ../nbs/01_unpack.ipynb #aa6240ab
-def extract_archive(archive, dest, bar=None):
-    "Stream-extract `archive` into folder `dest`; return (files, bytes) written. Raises `UnpackError`."
+# %% ../nbs/01_unpack.ipynb #e0135888
+try: import indexed_bzip2
+except ImportError: indexed_bzip2 = None
+
+def uses_parallel_bzip2(archive, threads):
+    "True when `archive` will be decompressed by `indexed_bzip2` with `threads` threads."
+    return indexed_bzip2 is not None and threads > 1 and archive_suffix(archive) in (".tar.bz2", ".tbz2")
+
+class _CompressedProgress:
+    "Moves a byte progress bar to a decoder's position in the compressed file."
+    def __init__(self, bar, position): self.bar, self.position, self.done = bar, position, 0
+    def __call__(self):
+        now = self.position()
+        if self.bar is not None and now > self.done: self.bar.update(now - self.done); self.done = now
+
+# %% ../nbs/01_unpack.ipynb #ecdc1708
+def _open_tar_bytes(archive, raw, bar, threads):
+    "(readable tar byte stream, progress callback) for `archive`, whose compressed file is open as `raw`."
+    if uses_parallel_bzip2(archive, threads):
+        stream = indexed_bzip2.open(str(archive), parallelization=threads)  # reads the file itself, without the GIL
+        return stream, _CompressedProgress(bar, lambda: stream.tell_compressed() // 8)
+    return decompressed_stream(_CountingReader(raw, bar), archive_suffix(archive)), lambda: None
+
+def extract_archive(archive, dest, bar=None, threads=1):
+    "Stream-extract `archive` into folder `dest` with `threads` decoder threads; return (files, bytes) written."
     archive = Path(archive)
     counts = [0, 0]
     def counting_filter(member, path):
         member = refuse_unsafe_member(member, path)
         if member is not None and member.isfile(): counts[0] += 1; counts[1] += member.size
+        progress()
         return member
     try:
-        with open(archive, "rb") as raw, decompressed_stream(_CountingReader(raw, bar), archive_suffix(archive)) as stream:
-            with tarfile.open(fileobj=stream, mode="r|") as tar: tar.extractall(dest, filter=counting_filter)
+        with open(archive, "rb") as raw:
+            stream, progress = _open_tar_bytes(archive, raw, bar, threads)
+            with stream, tarfile.open(fileobj=stream, mode="r|") as tar: tar.extractall(dest, filter=counting_filter)
+            if isinstance(progress, _CompressedProgress) and bar is not None: bar.update(archive.stat().st_size - progress.done)
     except tarfile.FilterError as e:
         raise UnpackError(f"{archive}: refused unsafe member {e.tarinfo.name!r} ({e})") from None
-    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+    except (tarfile.TarError, EOFError, OSError, ValueError, RuntimeError) as e:
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #2cd777c6
+# %% ../nbs/01_unpack.ipynb #43670f5b
 def _staging_dir(outdir, archive):
     "The staging folder for `archive` inside `outdir`."
     return Path(outdir) / f".llamass-staging-{Path(archive).name}"
@@ -189,7 +214,7 @@ def is_verified(archive, outdir, checksums=hashes):
         return (Path(outdir)/folder).is_dir() and recorded.is_file() and recorded.read_text().strip() == md5
     return all(matches(folder, md5) for folder, md5 in expected)
 
-# %% ../nbs/01_unpack.ipynb #e91aa21f
+# %% ../nbs/01_unpack.ipynb #c986ba4e
 def _check_staged(archive, staging, expected):
     "Check each expected folder of the staged archive against its checksum; raise `UnpackError` on mismatch."
     for folder, md5 in expected:
@@ -199,13 +224,13 @@ def _check_staged(archive, staging, expected):
         if actual != md5:
             raise UnpackError(f"{archive}: checksum mismatch for {folder}/: expected {md5}, got {actual}")
 
-def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes):
+def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes, threads=1):
     "Unpack `archive` into `outdir` atomically (verified and resumable with `verify`); return a summary dict."
     archive, outdir = Path(archive), Path(outdir)
     expected = expected_checksums(archive, checksums) if verify else None
     if verify and is_verified(archive, outdir, checksums):
         if bar is not None: bar.update(archive.stat().st_size)
-        return dict(archive=archive.name, status="skipped", files=0, bytes=0)
+        return dict(archive=archive.name, status="skipped", files=0, bytes=0, compressed=0)
     if verify and expected is None:
         warnings.warn(f"{archive.name}: no published checksum exists; unpacked without verification")
     outdir.mkdir(parents=True, exist_ok=True)
@@ -213,39 +238,42 @@ def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes
     if staging.exists(): shutil.rmtree(staging)  # left by an interrupted run
     staging.mkdir()
     try:
-        files, nbytes = extract_archive(archive, staging, bar)
+        files, nbytes = extract_archive(archive, staging, bar, threads)
         if expected: _check_staged(archive, staging, expected)
         folders = _move_into_place(staging, outdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for folder, md5 in expected or []: _write_atomic(_hash_path(outdir, folder), md5)
-    return dict(archive=archive.name, status="verified" if expected else "unpacked", files=files, bytes=nbytes, folders=folders)
+    return dict(archive=archive.name, status="verified" if expected else "unpacked", files=files, bytes=nbytes,
+                folders=folders, compressed=archive.stat().st_size)
 
 def lazy_unpack(tarpath, outdir, checksums=hashes):
     "Unpack `tarpath` into `outdir` unless matching `.hash` files show it was already unpacked and verified."
     return unpack_one_archive(tarpath, outdir, verify=True, checksums=checksums)
 
-# %% ../nbs/01_unpack.ipynb #a04d470d
+# %% ../nbs/01_unpack.ipynb #0a4a1835
 def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True, checksums=hashes):
-    "Unpack every archive in `tardir` into `outdir` with `n_jobs` in parallel; return one summary per archive."
-    archives, outdir = archive_paths(tardir), Path(outdir)
+    "Unpack every archive in `tardir` into `outdir` using `n_jobs` cores; return one summary per archive."
+    archives, outdir, n_jobs = archive_paths(tardir), Path(outdir), max(1, int(n_jobs))
     try: outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise UnpackError(f"cannot create output folder {outdir}: {e.strerror}") from None
     if verbose:
         for archive in archives: print(f"{archive} extracting to {outdir}")
+    parallel_decoder = uses_parallel_bzip2(archives[0], n_jobs)
+    threads, concurrent = (n_jobs, 1) if parallel_decoder else (1, n_jobs)
     total = sum(a.stat().st_size for a in archives)
     with tqdm(total=total, unit="B", unit_scale=True, desc="unpacking", disable=not progress) as bar:
         def run(archive):
-            try: return unpack_one_archive(archive, outdir, verify=verify, bar=bar, checksums=checksums)
+            try: return unpack_one_archive(archive, outdir, verify=verify, bar=bar, checksums=checksums, threads=threads)
             except UnpackError as e: return dict(archive=archive.name, status="failed", error=str(e))
-        with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool: results = list(pool.map(run, archives))
+        with ThreadPoolExecutor(max_workers=concurrent) as pool: results = list(pool.map(run, archives))
     failed = [r["error"] for r in results if r["status"] == "failed"]
     if failed: raise UnpackError("; ".join(failed))
     return results
 
 unpack_body_models = unpack_archives  # the original name: it unpacks pose sequences, not body models
 
-# %% ../nbs/01_unpack.ipynb #ee63467b
+# %% ../nbs/01_unpack.ipynb #b847aee3
 def _human_bytes(n):
     "`n` bytes as a short human-readable string."
     for unit in ("B", "KB", "MB", "GB"):
@@ -253,17 +281,18 @@ def _human_bytes(n):
         n /= 1000
 
 def unpack_summary(results, seconds):
-    "One line describing what `unpack_archives` did."
+    "One line describing what `unpack_archives` did: archives, files, bytes, seconds, MB/s."
     done = [r for r in results if r["status"] != "skipped"]
-    files, nbytes = sum(r["files"] for r in done), sum(r["bytes"] for r in done)
+    files, nbytes, compressed = (sum(r[k] for r in done) for k in ("files", "bytes", "compressed"))
     skipped = len(results) - len(done)
     return (f"{len(done)} archives unpacked, {skipped} already verified and skipped: {files} files, "
-            f"{_human_bytes(nbytes)} in {seconds:.1f} s ({_human_bytes(nbytes / max(seconds, 1e-9))}/s)")
+            f"{_human_bytes(nbytes)} from {_human_bytes(compressed)} of archives in {seconds:.1f} s "
+            f"({_human_bytes(compressed / max(seconds, 1e-9))}/s of archive)")
 
 _UNPACK_EXAMPLES = """examples:
   fast_amass_unpack ~/Downloads/amass ~/data/amass            unpack every archive
   fast_amass_unpack -n 4 --verify ~/Downloads/amass ~/data/amass
-        unpack with 4 jobs, check the published checksums; re-run to resume (verified archives are skipped)
+        unpack with 4 cores, check the published checksums; re-run to resume (verified archives are skipped)
   fast_amass_unpack --verify --checksums sample_data/checksums.json sample_data demo_data
         verify against your own checksum table (here: the bundled synthetic sample's)
 """
@@ -275,7 +304,7 @@ def fast_amass_unpack(argv=None):
         description="Unpack every .tar.bz2 (.tar, .tar.gz) archive in TARDIR into OUTDIR, in parallel.")
     parser.add_argument("tardir", help="folder holding the downloaded archives")
     parser.add_argument("outdir", help="folder to unpack into (created if missing)")
-    parser.add_argument("-n", "--jobs", type=int, default=1, help="archives unpacked at once (default 1)")
+    parser.add_argument("-n", "--jobs", type=int, default=1, help="cores to use: decoder threads per archive with indexed_bzip2, else archives at once (default 1)")
     parser.add_argument("--verify", action="store_true",
                         help="check each folder against the published md5, record it in <folder>.hash, skip verified archives on re-runs")
     parser.add_argument("--checksums", metavar="FILE", help="JSON table of extra checksums, in the format of llamass.unpack.hashes")
