@@ -2,19 +2,19 @@
 import os
 import resource
 import subprocess
+import tempfile
 import time
 
 
 def run_command(cmd, cwd=None, env=None):
-    "(seconds, peak RSS in MB) of running `cmd` (a list) to completion; raises if it fails."
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed: {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
-    return seconds, usage.ru_maxrss / 1024
+    "(seconds, peak RSS in MB of the command and its children) of running `cmd` (a list); raises if it fails."
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()  # /usr/bin/time measures the command itself, not this Python process's fork
+        done = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M", *map(str, cmd)], cwd=cwd, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0: raise RuntimeError(f"{' '.join(map(str, cmd))} failed: {done.stderr[-2000:]}")
+        return seconds, int(report.read().split()[-1]) / 1024
 
 
 def table(header, rows):
