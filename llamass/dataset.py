@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['GENDER_CODES', 'DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'gender_code', 'load_sequence', 'npz_contents', 'resolve_rank',
-           'resolve_seed', 'AMASS', 'plan', 'read_clips', 'clip_ids', 'worker_init_fn', 'IterableLoader']
+           'resolve_seed', 'ShardedClips', 'AMASS', 'read_clips', 'clip_ids', 'worker_init_fn', 'IterableLoader']
 
 # %% ../nbs/04_dataset.ipynb #b783ea13
 import numbers
@@ -96,10 +96,76 @@ def resolve_seed(seed=None):
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     return int(seed)
 
-# %% ../nbs/04_dataset.ipynb #16f17f60
+# %% ../nbs/04_dataset.ipynb #572f8c8f
 _EPOCH, _EPOCH_SET, _RESUME_BATCHES, _BATCH_SIZE, _DROP_LAST = range(5)
 
-class AMASS(tudata.IterableDataset):
+class ShardedClips(tudata.IterableDataset):
+    "Base of llamass datasets: clip counts, sharding over ranks and workers, epochs and resuming."
+    def _setup_sharding(self, n_frames, clip_length, overlapping, keep, shuffle, seed, rank, world_size, pad, file_list_seed):
+        "Check the arguments and plan the clips of sequences of `n_frames` frames."
+        self.clip_length, self.keep = check_clip_length(clip_length), check_keep(keep)
+        self.overlapping, self.shuffle, self.pad, self.file_list_seed = bool(overlapping), bool(shuffle), bool(pad), file_list_seed
+        self.rank, self.world_size = resolve_rank(rank, world_size)
+        self.seed = resolve_seed(seed)
+        self.counts = clip_counts(n_frames, self.clip_length, self.overlapping, self.keep)
+        self.window_starts = kept_windows(n_frames, self.keep)[0]
+        self._state = torch.zeros(5, dtype=torch.int64).share_memory_()
+        self._epoch_version, self._auto_passes = 0, 0
+
+    def __len__(self):
+        "Clips this rank yields in one epoch."
+        return int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad))
+
+    def items_per_worker(self, num_workers):
+        "Items (clips here) each of `num_workers` workers of this rank yields in one epoch."
+        return worker_clip_counts(int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad)), num_workers)
+
+    def set_epoch(self, epoch):
+        "Select the epoch whose order the next pass follows (also in persistent workers)."
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self._begin_pass(epoch)
+        self._epoch_version += 1
+
+    @property
+    def epoch(self): return int(self._state[_EPOCH]) if self._state[_EPOCH_SET] else None
+
+    def _begin_pass(self, epoch, resume_batches=0, batch_size=None, drop_last=False):
+        "Record, in shared memory, the epoch of the next pass and how many of its batches to skip."
+        self._state.copy_(torch.tensor([epoch, 1, resume_batches, batch_size or 0, int(drop_last)]))
+
+    def __iter__(self):
+        "Yield this shard's items of the current pass."
+        info = tudata.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        shard, skip = self._resume_point(worker, num_workers)
+        yield from self.iter_shard(self._pass_epoch(info), shard, num_workers, skip)
+
+    @torch.no_grad()
+    def _pass_epoch(self, info):
+        "The epoch of this pass: the one set, else this dataset's pass count or the workers' base seed (see above)."
+        if self._state[_EPOCH_SET]: return int(self._state[_EPOCH])
+        if not self.shuffle: return 0
+        passes, self._auto_passes = self._auto_passes, self._auto_passes + 1
+        if info is None: return passes
+        return int(rng_for((info.seed - info.id) % 2**63, passes).integers(2**62))
+
+    def _resume_point(self, worker, num_workers):
+        "(shard this worker plays, items of it already yielded) for the current pass."
+        skip = int(self._state[_RESUME_BATCHES])
+        if skip == 0: return worker, 0
+        batch_size = int(self._state[_BATCH_SIZE]) or None
+        batches = batch_count(self.items_per_worker(num_workers), batch_size, bool(self._state[_DROP_LAST]))
+        done, next_worker = round_robin_progress(batches, skip)
+        shard = (worker + next_worker) % num_workers
+        return shard, int(done[shard]) * (batch_size or 1)
+
+    def sequence_order(self, epoch):
+        "The order of the sequences in `epoch`."
+        return sequence_order(len(self.counts), self.shuffle, self.seed, epoch, self.file_list_seed)
+
+# %% ../nbs/04_dataset.ipynb #59d4a745
+class AMASS(ShardedClips):
     "Fixed-length clips of every AMASS sequence under `amass_location`, as dicts of float32 arrays."
     def __init__(self,
                  amass_location,        # folder of unpacked sub-datasets (or one split folder)
@@ -118,83 +184,33 @@ class AMASS(tudata.IterableDataset):
                  pad=False,             # repeat a few clips so no clip is left out when sharding over ranks
                  n_jobs=4,              # threads reading headers while indexing
                  progress=True):        # progress bar while indexing
-        self.clip_length, self.keep = check_clip_length(clip_length), check_keep(keep)
-        self.overlapping, self.shuffle, self.pad, self.strict = bool(overlapping), bool(shuffle), bool(pad), strict
-        self.transform, self.data_keys, self.file_list_seed = transform, tuple(data_keys), file_list_seed
-        self.shuffle_buffer = shuffle_buffer
-        self.rank, self.world_size = resolve_rank(rank, world_size)
-        self.seed = resolve_seed(seed)
+        self.transform, self.data_keys, self.strict, self.shuffle_buffer = transform, tuple(data_keys), strict, shuffle_buffer
+        check_clip_length(clip_length); check_keep(keep)
         self.index = index_sequences(amass_location, n_jobs=n_jobs, strict=strict, progress=progress)
         if len(self.index) == 0: raise FileNotFoundError(f"no AMASS sequences (*.npz files) found in {self.index.root}")
         self._check_keys()
-        self.counts = clip_counts(self.index.n_frames, self.clip_length, self.overlapping, self.keep)
-        self.window_starts = kept_windows(self.index.n_frames, self.keep)[0]
-        self._state = torch.zeros(5, dtype=torch.int64).share_memory_()
-        self._epoch_version, self._auto_passes = 0, 0
+        self._setup_sharding(self.index.n_frames, clip_length, overlapping, keep, shuffle, seed, rank, world_size, pad, file_list_seed)
 
     def _check_keys(self):
         "Raise `ValueError` naming the first requested key that some file lacks, and that file."
         for key in self.data_keys:
-            missing = next((p for p, keys in zip(self.index.paths, self.index.keys) if key not in keys), None)
-            if missing is not None: raise ValueError(f"data key {key!r} is missing from {missing} (it has {list(self.index.keys[self.index.paths.index(missing)])})")
+            missing = next((i for i, keys in enumerate(self.index.keys) if key not in keys), None)
+            if missing is not None:
+                raise ValueError(f"data key {key!r} is missing from {self.index.paths[missing]} (it has {list(self.index.keys[missing])})")
 
     @property
     def amass_location(self): return self.index.root
 
-    def __len__(self):
-        "Clips this rank yields in one epoch."
-        return int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad))
+    def plan(self, epoch, worker=0, num_workers=1):
+        "(sequence index, start frame) of each clip `worker` of this rank yields in `epoch`, in order."
+        return shard_plan(self.counts, self.window_starts, 1 if self.overlapping else self.clip_length,
+                          self.sequence_order(epoch), self.rank, self.world_size, worker, num_workers,
+                          self.shuffle, self.seed, epoch, self.shuffle_buffer, self.pad)
 
-    def set_epoch(self, epoch):
-        "Select the epoch whose order the next pass follows (also in persistent workers)."
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-        self._begin_pass(epoch)
-        self._epoch_version += 1
-
-    @property
-    def epoch(self): return int(self._state[_EPOCH]) if self._state[_EPOCH_SET] else None
-
-    def __iter__(self):
-        "Yield this shard's clips of the current pass (the methods it uses follow below)."
-        info = tudata.get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        shard, skip = self._resume_point(worker, num_workers)
-        seqs, starts = self.plan(self._pass_epoch(info), shard, num_workers)
+    def iter_shard(self, epoch, shard, num_workers, skip=0):
+        "Yield the clips of one shard in `epoch`, after the first `skip`."
+        seqs, starts = self.plan(epoch, shard, num_workers)
         yield from self.read_clips(seqs[skip:], starts[skip:])
-
-    def _begin_pass(self, epoch, resume_batches=0, batch_size=None, drop_last=False):
-        "Record, in shared memory, the epoch of the next pass and how many of its batches to skip."
-        self._state.copy_(torch.tensor([epoch, 1, resume_batches, batch_size or 0, int(drop_last)]))
-
-# %% ../nbs/04_dataset.ipynb #b200fd66
-@torch.no_grad()
-def _pass_epoch(self, info):
-    "The epoch of this pass: the one set, else this dataset's pass count or the workers' base seed (see above)."
-    if self._state[_EPOCH_SET]: return int(self._state[_EPOCH])
-    if not self.shuffle: return 0
-    passes, self._auto_passes = self._auto_passes, self._auto_passes + 1
-    if info is None: return passes
-    return int(rng_for((info.seed - info.id) % 2**63, passes).integers(2**62))
-
-def _resume_point(self, worker, num_workers):
-    "(shard this worker plays, clips of it already yielded) for the current pass."
-    skip = int(self._state[_RESUME_BATCHES])
-    if skip == 0: return worker, 0
-    batch_size = int(self._state[_BATCH_SIZE]) or None
-    per_worker = worker_clip_counts(len(self), num_workers)
-    done, next_worker = round_robin_progress(batch_count(per_worker, batch_size, bool(self._state[_DROP_LAST])), skip)
-    shard = (worker + next_worker) % num_workers
-    return shard, int(done[shard]) * (batch_size or 1)
-
-def plan(self, epoch, worker=0, num_workers=1):
-    "(sequence index, start frame) of each clip `worker` of this rank yields in `epoch`, in order."
-    order = sequence_order(len(self.index), self.shuffle, self.seed, epoch, self.file_list_seed)
-    return shard_plan(self.counts, self.window_starts, 1 if self.overlapping else self.clip_length, order,
-                      self.rank, self.world_size, worker, num_workers, self.shuffle, self.seed, epoch,
-                      self.shuffle_buffer, self.pad)
-
-AMASS._pass_epoch, AMASS._resume_point, AMASS.plan = _pass_epoch, _resume_point, plan
 
 # %% ../nbs/04_dataset.ipynb #d41a8d80
 def _last_uses(seqs):
@@ -229,11 +245,11 @@ def clip_ids(batch):
     trans = trans.reshape(-1, trans.shape[-2], 3) if trans.ndim >= 2 else trans.reshape(-1, 1, 3)
     return [(int(a), int(b)) for a, b in trans[:, 0, :2]]
 
-# %% ../nbs/04_dataset.ipynb #44382e79
+# %% ../nbs/04_dataset.ipynb #54427839
 def worker_init_fn(worker_id):
     "DataLoader `worker_init_fn` for `AMASS`: checks that the worker's dataset shards itself."
     dataset = tudata.get_worker_info().dataset
-    if not hasattr(dataset, "plan"):
+    if not isinstance(dataset, ShardedClips):
         raise ValueError(f"worker_init_fn: {type(dataset).__name__} cannot shard itself between workers; use llamass.AMASS")
 
 class _ThenUserInit:
@@ -243,7 +259,7 @@ class _ThenUserInit:
         worker_init_fn(worker_id)
         if self.user_fn is not None: self.user_fn(worker_id)
 
-# %% ../nbs/04_dataset.ipynb #2e3fda4a
+# %% ../nbs/04_dataset.ipynb #cfa58d82
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for `AMASS`: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, **kwargs):
@@ -254,8 +270,7 @@ class IterableLoader(tudata.DataLoader):
 
     def __len__(self):
         "Batches this rank yields in one epoch."
-        per_worker = worker_clip_counts(len(self.dataset), self._workers())
-        return int(np.sum(batch_count(per_worker, self.batch_size, self.drop_last)))
+        return int(np.sum(batch_count(self.dataset.items_per_worker(self._workers()), self.batch_size, self.drop_last)))
 
     def set_epoch(self, epoch):
         "Select the epoch of the next pass."
