@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['check_clip_length', 'check_keep', 'keep_slice', 'viable_slice', 'kept_windows', 'clip_counts', 'clip_starts',
            'clips_at', 'rng_for', 'sequence_order', 'rank_clip_count', 'worker_clip_counts', 'shard_range',
-           'lanes_for_buffer', 'interleave_lanes', 'shard_plan', 'batch_count', 'round_robin_progress']
+           'lanes_for_buffer', 'interleave_lanes', 'shard_plan', 'batch_count', 'round_robin_progress', 'feistel_keys',
+           'permuted_positions']
 
 # %% ../nbs/03_clips.ipynb #aa08db1d
 import math
@@ -143,3 +144,33 @@ def round_robin_progress(batch_counts, k):
     if not 0 <= k <= len(sequence): raise ValueError(f"cannot resume after batch {k}: the epoch has {len(sequence)} batches")
     done = np.bincount(sequence[:k], minlength=len(batch_counts))
     return done, int(sequence[k]) if k < len(sequence) else 0
+
+# %% ../nbs/03_clips.ipynb #fb42f676
+_GOLDEN = np.uint32(0x9E3779B1)
+
+def feistel_keys(seed, epoch, rounds=6):
+    "The round keys of the permutation of `epoch`."
+    return [np.uint32(k) for k in rng_for(seed, epoch).integers(0, 2**32, rounds)]
+
+def _feistel(x, bits, keys):
+    "A keyed bijection of the `bits`-bit uint32 values `x`."
+    high = bits // 2
+    low = bits - high
+    left, right = x >> np.uint32(low), x & np.uint32((1 << low) - 1)
+    for i, key in enumerate(keys):
+        if i % 2 == 0: left ^= ((right ^ key) * _GOLDEN) >> np.uint32(32 - high)
+        else: right ^= ((left ^ key) * _GOLDEN) >> np.uint32(32 - low)
+    return (left << np.uint32(low)) | right
+
+def permuted_positions(positions, n, keys):
+    "Where `positions` (ints in [0, n)) go under the pseudo-random permutation of [0, n) given by `keys`."
+    if n > 2**32: raise ValueError(f"a global shuffle supports at most 2**32 clips, got {n}")
+    if n <= 1: return np.asarray(positions, dtype=np.int64)
+    bits = max(2, int(n - 1).bit_length())
+    with np.errstate(over="ignore"):
+        out = _feistel(np.asarray(positions, dtype=np.uint32), bits, keys)
+        outside = np.flatnonzero(out >= n)
+        while outside.size:
+            out[outside] = _feistel(out[outside], bits, keys)
+            outside = outside[out[outside] >= n]
+    return out.astype(np.int64)

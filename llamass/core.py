@@ -8,9 +8,9 @@ __all__ = ['ProgressParallel', 'hashes', 'md5_file', 'md5_dir', 'lazy_unpack', '
            'load_lens', 'index_sequences', 'SequenceIndex', 'AMASSFileError', 'keep_slice', 'viable_slice',
            'clip_counts', 'clip_starts', 'npz_contents', 'load_sequence', 'AMASS', 'worker_init_fn', 'IterableLoader',
            'GENDER_CODES', 'DEFAULT_KEYS', 'amass_splits', 'spl_splits', 'split_presets', 'move_dirs_into_splits',
-           'move_dirs_out_of_splits', 'console_split_dirs']
+           'move_dirs_out_of_splits', 'console_split_dirs', 'amass_pack', 'PackedAMASS', 'StoreError']
 
-# %% ../nbs/06_core.ipynb #15a69964
+# %% ../nbs/06_core.ipynb #d4a47b58
 from .tqdm import ProgressParallel
 from .unpack import (hashes, md5_file, md5_dir, lazy_unpack, unpack_one_archive, unpack_archives,
                             unpack_body_models, fast_amass_unpack, UnpackError)
@@ -21,10 +21,11 @@ from .dataset import (npz_contents, load_sequence, AMASS, worker_init_fn, Iterab
                              DEFAULT_KEYS)
 from .splits import (amass_splits, spl_splits, split_presets, move_dirs_into_splits, move_dirs_out_of_splits,
                             console_split_dirs)
+from .packed import amass_pack, PackedAMASS, StoreError
 
 _all_ = ["ProgressParallel", "hashes", "md5_file", "md5_dir", "lazy_unpack", "unpack_one_archive", "unpack_archives",
          "unpack_body_models", "fast_amass_unpack", "UnpackError", "npz_paths", "npz_len", "npz_lens", "save_lens",
          "load_lens", "index_sequences", "SequenceIndex", "AMASSFileError", "keep_slice", "viable_slice", "clip_counts",
          "clip_starts", "npz_contents", "load_sequence", "AMASS", "worker_init_fn", "IterableLoader", "GENDER_CODES",
          "DEFAULT_KEYS", "amass_splits", "spl_splits", "split_presets", "move_dirs_into_splits",
-         "move_dirs_out_of_splits", "console_split_dirs"]
+         "move_dirs_out_of_splits", "console_split_dirs", "amass_pack", "PackedAMASS", "StoreError"]
