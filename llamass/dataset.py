@@ -259,7 +259,7 @@ class _ThenUserInit:
         worker_init_fn(worker_id)
         if self.user_fn is not None: self.user_fn(worker_id)
 
-# %% ../nbs/04_dataset.ipynb #cfa58d82
+# %% ../nbs/04_dataset.ipynb #78c8feee
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for `AMASS`: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, **kwargs):
@@ -289,7 +289,7 @@ class IterableLoader(tudata.DataLoader):
         self.dataset._begin_pass(epoch, skip, self.batch_size, self.drop_last)
         for batch in super().__iter__():
             self._batches += 1
-            yield batch
+            yield batch.unpacked() if hasattr(batch, "unpacked") else batch
 
     def state_dict(self):
         "Where this loader is: epoch, batches yielded in it, and the dataset's seed."

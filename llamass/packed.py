@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
-           'items_per_worker', 'clip_frames', 'gather', 'iter_shard', 'amass_pack_cli']
+           'items_per_worker', 'clip_frames', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
 
 # %% ../nbs/08_packed.ipynb #9ff260cf
 import argparse
@@ -159,24 +159,55 @@ def clip_frames(self, positions, epoch):
 
 PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = items_per_worker, __len__, clip_frames
 
-# %% ../nbs/08_packed.ipynb #204fcd5e
+# %% ../nbs/08_packed.ipynb #f97ba465
+_PICKLE_BELOW = 1 << 20  # bytes: smaller batch buffers cross process boundaries pickled, larger in shared memory
+
+class PackedBatch:
+    "A batch as one contiguous float32 buffer and the (key, offset, shape) of each array in it; reads like a dict."
+    def __init__(self, buffer, layout): self.buffer, self.layout = buffer, layout
+
+    def __getstate__(self):
+        buffer = self.buffer.numpy() if self.buffer.nbytes < _PICKLE_BELOW else self.buffer
+        return {"buffer": buffer, "layout": self.layout}
+
+    def __setstate__(self, state):
+        buffer = state["buffer"]
+        self.buffer, self.layout = (torch.from_numpy(buffer) if isinstance(buffer, np.ndarray) else buffer), state["layout"]
+
+    def unpacked(self):
+        "The batch as a dict of tensors, views of the buffer."
+        return {key: self.buffer[offset:offset + int(np.prod(shape))].view(shape) for key, offset, shape in self.layout}
+
+    def __getitem__(self, key): return self.unpacked()[key]
+    def keys(self): return [key for key, _, _ in self.layout]
+    def items(self): return self.unpacked().items()
+    def values(self): return self.unpacked().values()
+    def __iter__(self): return iter(self.keys())
+    def __len__(self): return len(self.layout)
+    def __contains__(self, key): return key in self.keys()
+
+# %% ../nbs/08_packed.ipynb #46c60456
 def gather(self, seqs, frames):
-    "Dict of float32 tensors `(len(frames), clip_length, D)` of the clips starting at packed `frames`."
+    "`PackedBatch` of the clips starting at packed `frames` (of sequences `seqs`), each key `(n, clip_length, D)`."
     n, length, arrays = len(frames), self.clip_length, self.arrays()
     rows = (frames[:, None] + np.arange(length)).reshape(-1)
     widths = {k: (1 if k == "gender" else self.tables["betas"].shape[1] if k == "betas" else arrays[k].shape[1]) for k in self.data_keys}
     buffer = torch.empty(n * length * sum(widths.values()), dtype=torch.float32)
-    out, offset = {}, 0
+    layout, offset = [], 0
     for key, width in widths.items():
-        part = buffer[offset:offset + n * length * width]
-        target = part.numpy().reshape(n * length, width)
+        target = buffer[offset:offset + n * length * width].numpy().reshape(n * length, width)
         if key in PER_SEQUENCE:
-            source = self.tables[key].reshape(len(self.tables[key]), -1)
-            np.take(source, np.repeat(seqs, length), axis=0, out=target)
-        else: np.take(arrays[key], rows, axis=0, out=target)
-        out[key] = part.view(n, length) if key == "gender" else part.view(n, length, width)
+            np.take(self.tables[key].reshape(len(self.tables[key]), -1), np.repeat(seqs, length), axis=0, out=target, mode="clip")
+        else: np.take(arrays[key], rows, axis=0, out=target, mode="clip")
+        layout.append((key, offset, (n, length) if key == "gender" else (n, length, width)))
         offset += n * length * width
-    return out if self.transform is None else {k: self.transform(v) for k, v in out.items()}
+    return PackedBatch(buffer, layout)
+
+def _batch_for(self, batch, in_worker):
+    "What to yield for a gathered batch: a `PackedBatch` from a worker, else a dict of tensors (transformed)."
+    if in_worker and self.transform is None: return batch
+    tensors = batch.unpacked()
+    return tensors if self.transform is None else {k: self.transform(v) for k, v in tensors.items()}
 
 def iter_shard(self, epoch, shard, num_workers, skip=0):
     "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
@@ -188,7 +219,8 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
     for chunk_lo in range(first, hi, chunk):
         seqs, frames = self.clip_frames(np.arange(chunk_lo, min(chunk_lo + chunk, hi)), epoch)
         if self.batch_size is not None:
-            for b in range(0, len(frames), step): yield self.gather(seqs[b:b + step], frames[b:b + step])
+            in_worker = torch.utils.data.get_worker_info() is not None
+            for b in range(0, len(frames), step): yield self._batch_for(self.gather(seqs[b:b + step], frames[b:b + step]), in_worker)
         else:
             yield from self._clips(seqs, frames)
 
@@ -202,9 +234,9 @@ def _clips(self, seqs, frames):
             else: clip[key] = np.array(arrays[key][frame:frame + length])
         yield clip if self.transform is None else {k: self.transform(v) for k, v in clip.items()}
 
-PackedAMASS.gather, PackedAMASS.iter_shard, PackedAMASS._clips = gather, iter_shard, _clips
+PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = gather, _batch_for, iter_shard, _clips
 
-# %% ../nbs/08_packed.ipynb #fb6a2691
+# %% ../nbs/08_packed.ipynb #591cf1d3
 _PACK_EXAMPLES = """examples:
   amass_pack ~/data/amass ~/data/amass_packed              pack every sub-dataset (poses, dmpls, trans; betas and gender per sequence)
   amass_pack -n 8 ~/data/amass/train ~/data/train_packed   pack one split folder with 8 threads
