@@ -6,9 +6,10 @@
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
            'items_per_worker', 'clip_frames', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
 
-# %% ../nbs/08_packed.ipynb #9ff260cf
+# %% ../nbs/08_packed.ipynb #c3ec5337
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -96,7 +97,7 @@ def amass_pack(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
     partial.rename(dst)
     return wanted
 
-# %% ../nbs/08_packed.ipynb #eaf0c418
+# %% ../nbs/08_packed.ipynb #53410722
 _CHUNK = 1 << 16  # positions planned at once: memory stays small whatever the dataset's size
 
 class PackedAMASS(ShardedClips):
@@ -130,7 +131,7 @@ class PackedAMASS(ShardedClips):
         self._setup_sharding(self.tables["length"], clip_length, overlapping, keep, shuffle, seed, rank, world_size, pad, file_list_seed)
         self._arrays = None
 
-    def __getstate__(self): return {**self.__dict__, "_arrays": None}   # each process maps the files itself
+    def __getstate__(self): return {**self.__dict__, "_arrays": None, "_source_list": None}   # each process maps the files itself
 
     def arrays(self):
         "The per-frame arrays of the store, memory-mapped (opened once per process)."
@@ -159,7 +160,7 @@ def clip_frames(self, positions, epoch):
 
 PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = items_per_worker, __len__, clip_frames
 
-# %% ../nbs/08_packed.ipynb #f97ba465
+# %% ../nbs/08_packed.ipynb #f5ec91f7
 _PICKLE_BELOW = 1 << 20  # bytes: smaller batch buffers cross process boundaries pickled, larger in shared memory
 
 class PackedBatch:
@@ -176,7 +177,7 @@ class PackedBatch:
 
     def unpacked(self):
         "The batch as a dict of tensors, views of the buffer."
-        return {key: self.buffer[offset:offset + int(np.prod(shape))].view(shape) for key, offset, shape in self.layout}
+        return {key: self.buffer[offset:offset + math.prod(shape)].view(shape) for key, offset, shape in self.layout}
 
     def __getitem__(self, key): return self.unpacked()[key]
     def keys(self): return [key for key, _, _ in self.layout]
@@ -186,21 +187,28 @@ class PackedBatch:
     def __len__(self): return len(self.layout)
     def __contains__(self, key): return key in self.keys()
 
-# %% ../nbs/08_packed.ipynb #46c60456
+# %% ../nbs/08_packed.ipynb #77f14642
+def _sources(self):
+    "(key, width, source array, indexed by sequence?) for each data key; built once per process."
+    if getattr(self, "_source_list", None) is None:
+        arrays, tables = self.arrays(), self.tables
+        self._source_list = [(k, 1, tables[k].reshape(-1, 1), True) if k == "gender" else
+                             (k, tables[k].shape[1], tables[k], True) if k in PER_SEQUENCE else
+                             (k, arrays[k].shape[1], arrays[k], False) for k in self.data_keys]
+    return self._source_list
+
 def gather(self, seqs, frames):
     "`PackedBatch` of the clips starting at packed `frames` (of sequences `seqs`), each key `(n, clip_length, D)`."
-    n, length, arrays = len(frames), self.clip_length, self.arrays()
-    rows = (frames[:, None] + np.arange(length)).reshape(-1)
-    widths = {k: (1 if k == "gender" else self.tables["betas"].shape[1] if k == "betas" else arrays[k].shape[1]) for k in self.data_keys}
-    buffer = torch.empty(n * length * sum(widths.values()), dtype=torch.float32)
-    layout, offset = [], 0
-    for key, width in widths.items():
-        target = buffer[offset:offset + n * length * width].numpy().reshape(n * length, width)
-        if key in PER_SEQUENCE:
-            np.take(self.tables[key].reshape(len(self.tables[key]), -1), np.repeat(seqs, length), axis=0, out=target, mode="clip")
-        else: np.take(arrays[key], rows, axis=0, out=target, mode="clip")
+    n, length, sources = len(frames), self.clip_length, self._sources()
+    rows = frames if length == 1 else (frames[:, None] + np.arange(length)).reshape(-1)
+    seq_rows = seqs if length == 1 else np.repeat(seqs, length)
+    flat = np.empty(n * length * sum(width for _, width, _, _ in sources), dtype=np.float32)  # numpy reuses freed memory;
+    buffer, layout, offset = torch.from_numpy(flat), [], 0                                     # torch.empty page-faults it anew
+    for key, width, source, per_sequence in sources:
+        size = n * length * width
+        source.take(seq_rows if per_sequence else rows, axis=0, out=flat[offset:offset + size].reshape(n * length, width), mode="clip")
         layout.append((key, offset, (n, length) if key == "gender" else (n, length, width)))
-        offset += n * length * width
+        offset += size
     return PackedBatch(buffer, layout)
 
 def _batch_for(self, batch, in_worker):
@@ -234,7 +242,7 @@ def _clips(self, seqs, frames):
             else: clip[key] = np.array(arrays[key][frame:frame + length])
         yield clip if self.transform is None else {k: self.transform(v) for k, v in clip.items()}
 
-PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = gather, _batch_for, iter_shard, _clips
+PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, gather, _batch_for, iter_shard, _clips
 
 # %% ../nbs/08_packed.ipynb #591cf1d3
 _PACK_EXAMPLES = """examples:
