@@ -6,7 +6,7 @@
 __all__ = ['check_clip_length', 'check_keep', 'keep_slice', 'viable_slice', 'kept_windows', 'clip_counts', 'clip_starts',
            'clips_at', 'rng_for', 'sequence_order', 'rank_clip_count', 'worker_clip_counts', 'shard_range',
            'lanes_for_buffer', 'interleave_lanes', 'shard_plan', 'batch_count', 'round_robin_progress', 'feistel_keys',
-           'permuted_positions']
+           'permuted_positions', 'check_target_fps', 'resampled_lengths', 'source_frames']
 
 # %% ../nbs/03_clips.ipynb #aa08db1d
 import math
@@ -174,3 +174,24 @@ def permuted_positions(positions, n, keys):
             out[outside] = _feistel(out[outside], bits, keys)
             outside = outside[out[outside] >= n]
     return out.astype(np.int64)
+
+# %% ../nbs/03_clips.ipynb #68a35955
+def check_target_fps(fps, target_fps, path="<sequence>"):
+    "The ratio `fps / target_fps` of a sequence, or `ValueError` naming `path` if it cannot be resampled."
+    if not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{path}: frame rate {fps} is missing or not positive; cannot resample to {target_fps} fps (use fps_overrides)")
+    if target_fps > fps * (1 + 1e-6):
+        raise ValueError(f"{path}: target_fps={target_fps} is above its frame rate {fps}; upsampling is refused")
+    return fps / target_fps
+
+def resampled_lengths(n_frames, ratios):
+    "Frames of each sequence after resampling by `ratios` (source frames per output frame; 1 = unchanged)."
+    n, ratios = np.asarray(n_frames, dtype=np.int64), np.asarray(ratios, dtype=np.float64)
+    count = np.ceil((n - 0.5) / ratios).astype(np.int64)              # k with floor(k * ratio + 0.5) <= n - 1
+    count -= source_frames(np.maximum(count - 1, 0), ratios) > n - 1  # guard against rounding at the edge
+    count += source_frames(count, ratios) <= n - 1
+    return np.where(n > 0, count, 0)
+
+def source_frames(k, ratios):
+    "The source frame of output frame(s) `k` at `ratios` source frames per output frame."
+    return np.floor(np.asarray(k) * np.asarray(ratios) + 0.5).astype(np.int64)
