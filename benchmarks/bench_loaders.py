@@ -88,11 +88,12 @@ def run_child(kind, root, store, clip, workers, seconds):
         packed = PackedAMASS(store, clip)
         arrays, tables = packed.arrays(), packed.tables
         seqs, starts = packed.clip_frames(np.arange(len(packed)), 0)
+        clip_rows = packed.packed_rows(seqs, starts)
         order = np.random.default_rng(0).permutation(len(packed))
         def batches():
             for b in range(0, len(order), BATCH):
                 pick = order[b:b + BATCH]
-                rows = (starts[pick][:, None] + np.arange(clip)).reshape(-1)
+                rows = clip_rows[pick].reshape(-1)
                 out = {k: np.take(arrays[k], rows, axis=0) for k in ("poses", "dmpls", "trans")}
                 out["betas"] = np.take(tables["betas"], np.repeat(seqs[pick], clip), axis=0)
                 out["gender"] = np.take(tables["gender"], np.repeat(seqs[pick], clip), axis=0)

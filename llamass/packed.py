@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
-           'items_per_worker', 'clip_frames', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
+           'items_per_worker', 'clip_frames', 'packed_rows', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
 
-# %% ../nbs/08_packed.ipynb #c3ec5337
+# %% ../nbs/08_packed.ipynb #2253be82
 import argparse
 import json
 import math
@@ -19,12 +19,13 @@ import joblib
 import numpy as np
 import torch
 
-from .clips import batch_count, clips_at, feistel_keys, permuted_positions, rank_clip_count, shard_range, worker_clip_counts
-from .dataset import DEFAULT_KEYS, ShardedClips, load_sequence
+from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permuted_positions, rank_clip_count,
+                           resampled_lengths, shard_range, source_frames, worker_clip_counts)
+from .dataset import DEFAULT_KEYS, POSE_SLICES, ShardedClips, check_models, load_sequence
 from .index import AMASSFileError, index_sequences
 from .tqdm import ProgressParallel
 
-# %% ../nbs/08_packed.ipynb #90d7fd88
+# %% ../nbs/08_packed.ipynb #f5e9cc41
 FORMAT, VERSION = "llamass-packed", 1
 PER_SEQUENCE = ("betas", "gender")
 
@@ -44,7 +45,7 @@ def _manifest(index, keys, dims):
     "The manifest describing a store of `index` with per-frame `keys` of widths `dims`."
     rel = [str(p.relative_to(index.root)) for p in index.paths]
     fingerprint = joblib.hash((rel, index.n_frames.tolist(), list(keys)))
-    return {"format": FORMAT, "version": VERSION, "keys": dict(zip(keys, dims)), "n_sequences": len(index),
+    return {"format": FORMAT, "version": VERSION, "keys": dict(zip(keys, dims)), "model": index.models[0], "n_sequences": len(index),
             "n_frames": int(index.n_frames.sum()), "source": str(index.root), "fingerprint": fingerprint}
 
 # %% ../nbs/08_packed.ipynb #86cb33b3
@@ -68,7 +69,7 @@ def _write_store(index, keys, dims, folder, n_jobs, progress):
              path=np.array([str(p.relative_to(index.root)) for p in index.paths], dtype=str))
     (folder / "manifest.json").write_text(json.dumps(_manifest(index, keys, dims), indent=1))
 
-# %% ../nbs/08_packed.ipynb #d97db3ff
+# %% ../nbs/08_packed.ipynb #ead961d5
 def _key_widths(index, keys):
     "Numbers per frame of each key (from the first file), checking every file has every key."
     for key in keys:
@@ -82,6 +83,7 @@ def amass_pack(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
     src, dst = Path(src), Path(dst)
     index = index_sequences(src, n_jobs=n_jobs, strict=strict, progress=progress)
     if len(index) == 0: raise StoreError(f"no AMASS sequences (*.npz files) found in {src}")
+    check_models(index)
     keys = tuple(keys) if keys else default_frame_keys(index)
     dims = _key_widths(index, keys)
     wanted, existing = _manifest(index, keys, dims), read_manifest(dst)
@@ -97,7 +99,7 @@ def amass_pack(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
     partial.rename(dst)
     return wanted
 
-# %% ../nbs/08_packed.ipynb #53410722
+# %% ../nbs/08_packed.ipynb #e613a7c8
 _CHUNK = 1 << 16  # positions planned at once: memory stays small whatever the dataset's size
 
 class PackedAMASS(ShardedClips):
@@ -116,30 +118,45 @@ class PackedAMASS(ShardedClips):
                  rank=None,              # this process's rank (None: from torch.distributed, else 0)
                  world_size=None,        # number of ranks (None: from torch.distributed, else 1)
                  pad=False,              # repeat a few clips so no clip is left out when sharding over ranks
-                 file_list_seed=0):      # the sequence order of an unshuffled epoch, as in `AMASS`
+                 file_list_seed=0,       # the sequence order of an unshuffled epoch, as in `AMASS`
+                 target_fps=None,        # resample every sequence to this frame rate (frame selection, as `AMASS`)
+                 fps_overrides=None):    # {relative path or sub-dataset: fps} correcting recorded rates
         self.store, self.manifest = Path(store), read_manifest(store)
         if self.manifest is None or self.manifest.get("format") != FORMAT:
             raise StoreError(f"{self.store} is not a packed AMASS store (no manifest.json); make one with amass_pack")
         frame_keys = list(self.manifest["keys"])
+        derived = list(POSE_SLICES.get(self.manifest.get("model"), {})) if "poses" in frame_keys else []
         self.data_keys = tuple(data_keys) if data_keys is not None else tuple(k for k in DEFAULT_KEYS if k in frame_keys or k in PER_SEQUENCE)
-        unknown = [k for k in self.data_keys if k not in frame_keys and k not in PER_SEQUENCE]
+        unknown = [k for k in self.data_keys if k not in frame_keys + derived and k not in PER_SEQUENCE]
         if unknown: raise ValueError(f"data key {unknown[0]!r} is not in the store {self.store} (it has {frame_keys + list(PER_SEQUENCE)})")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
         self.transform, self.batch_size, self.drop_last = transform, batch_size, bool(drop_last)
         with np.load(self.store / "sequences.npz") as tables: self.tables = {k: tables[k] for k in tables.files}
-        self._setup_sharding(self.tables["length"], clip_length, overlapping, keep, shuffle, seed, rank, world_size, pad, file_list_seed)
+        self.target_fps, self.fps = target_fps, self._fps(fps_overrides)
+        self.ratios = np.array([check_target_fps(f, target_fps, p) for f, p in zip(self.fps, self.tables["path"])]) if target_fps else np.ones(len(self.fps))
+        self._setup_sharding(resampled_lengths(self.tables["length"], self.ratios), clip_length, overlapping, keep, shuffle, seed,
+                             rank, world_size, pad, file_list_seed)
         self._arrays = None
+
+    def _fps(self, overrides):
+        "Each sequence's frame rate, corrected by `overrides` ({relative path or sub-dataset: fps})."
+        overrides = overrides or {}
+        return np.array([overrides.get(p, overrides.get(s, f)) for p, s, f in
+                         zip(self.tables["path"], self.tables["subdataset"], self.tables["fps"])], dtype=np.float64)
 
     def __getstate__(self): return {**self.__dict__, "_arrays": None, "_source_list": None}   # each process maps the files itself
 
     def arrays(self):
-        "The per-frame arrays of the store, memory-mapped (opened once per process)."
+        "The per-frame arrays of the store, memory-mapped (opened once per process); split pose keys are views of `poses`."
         if self._arrays is None:
-            self._arrays = {k: np.load(self.store / f"{k}.npy", mmap_mode="r") for k in self.data_keys if k not in PER_SEQUENCE}
+            stored = {k: np.load(self.store / f"{k}.npy", mmap_mode="r") for k in self.manifest["keys"]}
+            slices = POSE_SLICES.get(self.manifest.get("model"), {})
+            self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
+                            for k in self.data_keys if k not in PER_SEQUENCE}
         return self._arrays
 
-# %% ../nbs/08_packed.ipynb #e7517170
+# %% ../nbs/08_packed.ipynb #c9fa0da4
 def items_per_worker(self, num_workers):
     "Items (clips, or batches with `batch_size`) each of `num_workers` workers of this rank yields."
     clips = worker_clip_counts(int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad)), num_workers)
@@ -150,22 +167,35 @@ def __len__(self):
     return int(self.items_per_worker(1).sum())
 
 def clip_frames(self, positions, epoch):
-    "(sequence, first frame in the packed arrays) of the clips at epoch `positions`."
+    "(sequence, first frame) of the clips at epoch `positions` (frames counted after any resampling)."
     total = int(self.counts.sum())
     positions = np.asarray(positions, dtype=np.int64) % total
     if self.shuffle: positions = permuted_positions(positions, total, feistel_keys(self.seed, epoch))
     seqs, starts = clips_at(self.counts, self.window_starts, 1 if self.overlapping else self.clip_length,
                             self.sequence_order(epoch), positions)
-    return seqs, self.tables["offset"][seqs] + starts
+    return seqs, starts
 
+def packed_rows(self, seqs, starts):
+    "Rows of the packed arrays holding each frame of the clips at (seqs, starts): shape (n, clip_length)."
+    frames = starts[:, None] + np.arange(self.clip_length)
+    if self.target_fps is not None: frames = source_frames(frames, self.ratios[seqs][:, None])
+    return self.tables["offset"][seqs][:, None] + frames
+
+PackedAMASS.packed_rows = packed_rows
 PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = items_per_worker, __len__, clip_frames
 
-# %% ../nbs/08_packed.ipynb #f5ec91f7
+# %% ../nbs/08_packed.ipynb #a10ec79c
 _PICKLE_BELOW = 1 << 20  # bytes: smaller batch buffers cross process boundaries pickled, larger in shared memory
 
 class PackedBatch:
     "A batch as one contiguous float32 buffer and the (key, offset, shape) of each array in it; reads like a dict."
     def __init__(self, buffer, layout): self.buffer, self.layout = buffer, layout
+
+    def _fps(self, overrides):
+        "Each sequence's frame rate, corrected by `overrides` ({relative path or sub-dataset: fps})."
+        overrides = overrides or {}
+        return np.array([overrides.get(p, overrides.get(s, f)) for p, s, f in
+                         zip(self.tables["path"], self.tables["subdataset"], self.tables["fps"])], dtype=np.float64)
 
     def __getstate__(self):
         buffer = self.buffer.numpy() if self.buffer.nbytes < _PICKLE_BELOW else self.buffer
@@ -187,7 +217,7 @@ class PackedBatch:
     def __len__(self): return len(self.layout)
     def __contains__(self, key): return key in self.keys()
 
-# %% ../nbs/08_packed.ipynb #77f14642
+# %% ../nbs/08_packed.ipynb #41cac837
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
     if getattr(self, "_source_list", None) is None:
@@ -197,10 +227,10 @@ def _sources(self):
                              (k, arrays[k].shape[1], arrays[k], False) for k in self.data_keys]
     return self._source_list
 
-def gather(self, seqs, frames):
-    "`PackedBatch` of the clips starting at packed `frames` (of sequences `seqs`), each key `(n, clip_length, D)`."
-    n, length, sources = len(frames), self.clip_length, self._sources()
-    rows = frames if length == 1 else (frames[:, None] + np.arange(length)).reshape(-1)
+def gather(self, seqs, starts):
+    "`PackedBatch` of the clips at (seqs, starts), each key `(n, clip_length, D)`."
+    n, length, sources = len(starts), self.clip_length, self._sources()
+    rows = self.packed_rows(seqs, starts).reshape(-1)
     seq_rows = seqs if length == 1 else np.repeat(seqs, length)
     flat = np.empty(n * length * sum(width for _, width, _, _ in sources), dtype=np.float32)  # numpy reuses freed memory;
     buffer, layout, offset = torch.from_numpy(flat), [], 0                                     # torch.empty page-faults it anew
@@ -232,14 +262,17 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
         else:
             yield from self._clips(seqs, frames)
 
-def _clips(self, seqs, frames):
+def _clips(self, seqs, starts):
     "Yield single clips as dicts of float32 numpy arrays, as `AMASS` does."
-    arrays, length = self.arrays(), self.clip_length
-    for seq, frame in zip(seqs.tolist(), frames.tolist()):
+    sources, rows = self._sources(), self.packed_rows(seqs, starts)
+    contiguous = self.target_fps is None
+    for seq, clip_rows in zip(seqs.tolist(), rows):
         clip = {}
-        for key in self.data_keys:
-            if key in PER_SEQUENCE: clip[key] = np.repeat(self.tables[key][seq:seq + 1], length, axis=0)
-            else: clip[key] = np.array(arrays[key][frame:frame + length])
+        for key, width, source, per_sequence in sources:
+            if per_sequence: clip[key] = np.repeat(source[seq:seq + 1], self.clip_length, axis=0).reshape(self.clip_length, -1)
+            elif contiguous: clip[key] = np.array(source[clip_rows[0]:clip_rows[0] + self.clip_length])
+            else: clip[key] = source[clip_rows]
+        if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1)
         yield clip if self.transform is None else {k: self.transform(v) for k, v in clip.items()}
 
 PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, gather, _batch_for, iter_shard, _clips
