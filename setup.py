@@ -33,7 +33,8 @@ setuptools.setup(
     include_package_data=True,
     python_requires=f">={cfg['min_python']}",
     install_requires=cfg["requirements"].split(),
-    extras_require={"dev": cfg["dev_requirements"].split(), "fast": cfg["fast_requirements"].split()},
+    extras_require={"dev": cfg["dev_requirements"].split(), "fast": cfg["fast_requirements"].split(),
+                    "plots": cfg["plots_requirements"].split()},
     entry_points={
         "console_scripts": cfg["console_scripts"].split("\n"),
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

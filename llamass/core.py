@@ -8,9 +8,10 @@ __all__ = ['ProgressParallel', 'hashes', 'md5_file', 'md5_dir', 'lazy_unpack', '
            'load_lens', 'index_sequences', 'SequenceIndex', 'AMASSFileError', 'keep_slice', 'viable_slice',
            'clip_counts', 'clip_starts', 'npz_contents', 'load_sequence', 'AMASS', 'worker_init_fn', 'IterableLoader',
            'GENDER_CODES', 'DEFAULT_KEYS', 'amass_splits', 'spl_splits', 'split_presets', 'move_dirs_into_splits',
-           'move_dirs_out_of_splits', 'console_split_dirs', 'amass_pack', 'PackedAMASS', 'StoreError']
+           'move_dirs_out_of_splits', 'console_split_dirs', 'amass_pack', 'PackedAMASS', 'StoreError', 'compute_stats',
+           'save_stats', 'load_stats', 'Normalize', 'Denormalize']
 
-# %% ../nbs/06_core.ipynb #d4a47b58
+# %% ../nbs/06_core.ipynb #3518da55
 from .tqdm import ProgressParallel
 from .unpack import (hashes, md5_file, md5_dir, lazy_unpack, unpack_one_archive, unpack_archives,
                             unpack_body_models, fast_amass_unpack, UnpackError)
@@ -22,10 +23,12 @@ from .dataset import (npz_contents, load_sequence, AMASS, worker_init_fn, Iterab
 from .splits import (amass_splits, spl_splits, split_presets, move_dirs_into_splits, move_dirs_out_of_splits,
                             console_split_dirs)
 from .packed import amass_pack, PackedAMASS, StoreError
+from .stats import compute_stats, save_stats, load_stats, Normalize, Denormalize
 
 _all_ = ["ProgressParallel", "hashes", "md5_file", "md5_dir", "lazy_unpack", "unpack_one_archive", "unpack_archives",
          "unpack_body_models", "fast_amass_unpack", "UnpackError", "npz_paths", "npz_len", "npz_lens", "save_lens",
          "load_lens", "index_sequences", "SequenceIndex", "AMASSFileError", "keep_slice", "viable_slice", "clip_counts",
          "clip_starts", "npz_contents", "load_sequence", "AMASS", "worker_init_fn", "IterableLoader", "GENDER_CODES",
          "DEFAULT_KEYS", "amass_splits", "spl_splits", "split_presets", "move_dirs_into_splits",
-         "move_dirs_out_of_splits", "console_split_dirs", "amass_pack", "PackedAMASS", "StoreError"]
+         "move_dirs_out_of_splits", "console_split_dirs", "amass_pack", "PackedAMASS", "StoreError", "compute_stats",
+         "save_stats", "load_stats", "Normalize", "Denormalize"]

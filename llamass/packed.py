@@ -6,7 +6,7 @@
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
            'items_per_worker', 'clip_frames', 'packed_rows', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
 
-# %% ../nbs/08_packed.ipynb #2253be82
+# %% ../nbs/08_packed.ipynb #40c848ba
 import argparse
 import json
 import math
@@ -21,7 +21,7 @@ import torch
 
 from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permuted_positions, rank_clip_count,
                            resampled_lengths, shard_range, source_frames, worker_clip_counts)
-from .dataset import DEFAULT_KEYS, POSE_SLICES, ShardedClips, check_models, load_sequence
+from .dataset import DEFAULT_KEYS, POSE_SLICES, ShardedClips, apply_transform, check_models, load_sequence
 from .index import AMASSFileError, index_sequences
 from .tqdm import ProgressParallel
 
@@ -217,7 +217,7 @@ class PackedBatch:
     def __len__(self): return len(self.layout)
     def __contains__(self, key): return key in self.keys()
 
-# %% ../nbs/08_packed.ipynb #41cac837
+# %% ../nbs/08_packed.ipynb #33f94563
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
     if getattr(self, "_source_list", None) is None:
@@ -245,7 +245,7 @@ def _batch_for(self, batch, in_worker):
     "What to yield for a gathered batch: a `PackedBatch` from a worker, else a dict of tensors (transformed)."
     if in_worker and self.transform is None: return batch
     tensors = batch.unpacked()
-    return tensors if self.transform is None else {k: self.transform(v) for k, v in tensors.items()}
+    return apply_transform(self.transform, tensors)
 
 def iter_shard(self, epoch, shard, num_workers, skip=0):
     "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
@@ -273,7 +273,7 @@ def _clips(self, seqs, starts):
             elif contiguous: clip[key] = np.array(source[clip_rows[0]:clip_rows[0] + self.clip_length])
             else: clip[key] = source[clip_rows]
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1)
-        yield clip if self.transform is None else {k: self.transform(v) for k, v in clip.items()}
+        yield apply_transform(self.transform, clip)
 
 PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, gather, _batch_for, iter_shard, _clips
 
