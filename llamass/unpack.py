@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_dir', 'UnpackError', 'archive_suffix',
            'archive_paths', 'expected_checksums', 'load_checksums', 'decompressed_stream', 'refuse_unsafe_member',
-           'uses_parallel_bzip2', 'extract_archive', 'is_verified', 'unpack_one_archive', 'lazy_unpack',
-           'unpack_archives', 'unpack_summary', 'fast_amass_unpack']
+           'uses_parallel_bzip2', 'extract_archive', 'is_verified', 'stage_archive', 'finish_archive',
+           'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary', 'fast_amass_unpack']
 
 # %% ../nbs/01_unpack.ipynb #fb4d11f4
 import argparse
@@ -214,7 +214,7 @@ def is_verified(archive, outdir, checksums=hashes):
         return (Path(outdir)/folder).is_dir() and recorded.is_file() and recorded.read_text().strip() == md5
     return all(matches(folder, md5) for folder, md5 in expected)
 
-# %% ../nbs/01_unpack.ipynb #c986ba4e
+# %% ../nbs/01_unpack.ipynb #7f1665fe
 def _check_staged(archive, staging, expected):
     "Check each expected folder of the staged archive against its checksum; raise `UnpackError` on mismatch."
     for folder, md5 in expected:
@@ -224,8 +224,8 @@ def _check_staged(archive, staging, expected):
         if actual != md5:
             raise UnpackError(f"{archive}: checksum mismatch for {folder}/: expected {md5}, got {actual}")
 
-def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes, threads=1):
-    "Unpack `archive` into `outdir` atomically (verified and resumable with `verify`); return a summary dict."
+def stage_archive(archive, outdir, verify=False, bar=None, checksums=hashes, threads=1):
+    "Extract `archive` into its staging folder in `outdir`: a summary dict (status 'staged', or 'skipped' if verified)."
     archive, outdir = Path(archive), Path(outdir)
     expected = expected_checksums(archive, checksums) if verify else None
     if verify and is_verified(archive, outdir, checksums):
@@ -237,21 +237,58 @@ def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes
     staging = _staging_dir(outdir, archive)
     if staging.exists(): shutil.rmtree(staging)  # left by an interrupted run
     staging.mkdir()
+    try: files, nbytes = extract_archive(archive, staging, bar, threads)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dict(archive=archive.name, status="staged", files=files, bytes=nbytes, compressed=archive.stat().st_size,
+                staging=staging, expected=expected, outdir=outdir)
+
+def finish_archive(staged):
+    "Check a staged archive's checksums, move its folders into place and record the checksums; the final summary."
+    if staged["status"] != "staged": return staged
+    staging, expected, outdir = staged.pop("staging"), staged.pop("expected"), staged.pop("outdir")
     try:
-        files, nbytes = extract_archive(archive, staging, bar, threads)
-        if expected: _check_staged(archive, staging, expected)
+        if expected: _check_staged(staged["archive"], staging, expected)
         folders = _move_into_place(staging, outdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for folder, md5 in expected or []: _write_atomic(_hash_path(outdir, folder), md5)
-    return dict(archive=archive.name, status="verified" if expected else "unpacked", files=files, bytes=nbytes,
-                folders=folders, compressed=archive.stat().st_size)
+    return {**staged, "status": "verified" if expected else "unpacked", "folders": folders}
+
+def unpack_one_archive(archive, outdir, verify=False, bar=None, checksums=hashes, threads=1):
+    "Unpack `archive` into `outdir` atomically (verified and resumable with `verify`); return a summary dict."
+    return finish_archive(stage_archive(archive, outdir, verify, bar, checksums, threads))
 
 def lazy_unpack(tarpath, outdir, checksums=hashes):
     "Unpack `tarpath` into `outdir` unless matching `.hash` files show it was already unpacked and verified."
     return unpack_one_archive(tarpath, outdir, verify=True, checksums=checksums)
 
-# %% ../nbs/01_unpack.ipynb #0a4a1835
+# %% ../nbs/01_unpack.ipynb #867f4914
+def _failed(archive, error):
+    "The summary of an archive that failed."
+    return dict(archive=Path(archive).name, status="failed", error=str(error))
+
+def _one_at_a_time(archives, outdir, verify, bar, checksums, threads):
+    "Unpack archives in turn with `threads` decoder threads each, finishing each while the next is decoded."
+    finishing = []
+    with ThreadPoolExecutor(max_workers=1) as finisher:
+        for archive in archives:
+            try: finishing.append(finisher.submit(finish_archive, stage_archive(archive, outdir, verify, bar, checksums, threads)))
+            except UnpackError as e: finishing.append(_failed(archive, e))
+        results = []
+        for archive, item in zip(archives, finishing):
+            try: results.append(item if isinstance(item, dict) else item.result())
+            except UnpackError as e: results.append(_failed(archive, e))
+    return results
+
+def _side_by_side(archives, outdir, verify, bar, checksums, n_jobs):
+    "Unpack `n_jobs` archives at once, each with one decoder thread."
+    def run(archive):
+        try: return unpack_one_archive(archive, outdir, verify=verify, bar=bar, checksums=checksums)
+        except UnpackError as e: return _failed(archive, e)
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool: return list(pool.map(run, archives))
+
 def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True, checksums=hashes):
     "Unpack every archive in `tardir` into `outdir` using `n_jobs` cores; return one summary per archive."
     archives, outdir, n_jobs = archive_paths(tardir), Path(outdir), max(1, int(n_jobs))
@@ -259,14 +296,9 @@ def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progr
     except OSError as e: raise UnpackError(f"cannot create output folder {outdir}: {e.strerror}") from None
     if verbose:
         for archive in archives: print(f"{archive} extracting to {outdir}")
-    parallel_decoder = uses_parallel_bzip2(archives[0], n_jobs)
-    threads, concurrent = (n_jobs, 1) if parallel_decoder else (1, n_jobs)
-    total = sum(a.stat().st_size for a in archives)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="unpacking", disable=not progress) as bar:
-        def run(archive):
-            try: return unpack_one_archive(archive, outdir, verify=verify, bar=bar, checksums=checksums, threads=threads)
-            except UnpackError as e: return dict(archive=archive.name, status="failed", error=str(e))
-        with ThreadPoolExecutor(max_workers=concurrent) as pool: results = list(pool.map(run, archives))
+    with tqdm(total=sum(a.stat().st_size for a in archives), unit="B", unit_scale=True, desc="unpacking", disable=not progress) as bar:
+        if uses_parallel_bzip2(archives[0], n_jobs): results = _one_at_a_time(archives, outdir, verify, bar, checksums, n_jobs)
+        else: results = _side_by_side(archives, outdir, verify, bar, checksums, n_jobs)
     failed = [r["error"] for r in results if r["status"] == "failed"]
     if failed: raise UnpackError("; ".join(failed))
     return results
