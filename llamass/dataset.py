@@ -7,7 +7,8 @@ __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'has_key', 'stand
            'npz_contents', 'resolve_rank', 'resolve_seed', 'ShardedClips', 'resolve_subdatasets', 'check_models',
            'check_data_keys', 'effective_fps', 'AMASS', 'read_clips', 'clip_ids', 'worker_init_fn', 'IterableLoader']
 
-# %% ../nbs/04_dataset.ipynb #e2e29853
+# %% ../nbs/04_dataset.ipynb #398d144a
+import itertools
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -346,7 +347,7 @@ class _ThenUserInit:
         worker_init_fn(worker_id)
         if self.user_fn is not None: self.user_fn(worker_id)
 
-# %% ../nbs/04_dataset.ipynb #bda03755
+# %% ../nbs/04_dataset.ipynb #9efd00ea
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for `AMASS`: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, **kwargs):
@@ -374,9 +375,18 @@ class IterableLoader(tudata.DataLoader):
         self._resume, self._seen_version = None, self.dataset._epoch_version
         self._epoch, self._batches = epoch, skip
         self.dataset._begin_pass(epoch, skip, self.batch_size, self.drop_last)
-        for batch in super().__iter__():
+        for batch in self._in_process() if self.num_workers == 0 and not self.pin_memory else super().__iter__():
             self._batches += 1
             yield batch.unpacked() if hasattr(batch, "unpacked") else batch
+
+    def _in_process(self):
+        "Batches made in this process as DataLoader would make them, without its per-batch machinery."
+        items = iter(self.dataset)
+        if self.batch_size is None: yield from map(self.collate_fn, items)
+        else:
+            while chunk := list(itertools.islice(items, self.batch_size)):
+                if len(chunk) < self.batch_size and self.drop_last: return
+                yield self.collate_fn(chunk)
 
     def state_dict(self):
         "Where this loader is: epoch, batches yielded in it, and the dataset's seed."

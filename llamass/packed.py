@@ -184,30 +184,24 @@ def packed_rows(self, seqs, starts):
 PackedAMASS.packed_rows = packed_rows
 PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = items_per_worker, __len__, clip_frames
 
-# %% ../nbs/08_packed.ipynb #a10ec79c
+# %% ../nbs/08_packed.ipynb #f86a6e76
 _PICKLE_BELOW = 1 << 20  # bytes: smaller batch buffers cross process boundaries pickled, larger in shared memory
 
 class PackedBatch:
-    "A batch as one contiguous float32 buffer and the (key, offset, shape) of each array in it; reads like a dict."
+    "A batch as one contiguous float32 numpy buffer and the (key, offset, shape) of each array in it; reads like a dict."
     def __init__(self, buffer, layout): self.buffer, self.layout = buffer, layout
 
-    def _fps(self, overrides):
-        "Each sequence's frame rate, corrected by `overrides` ({relative path or sub-dataset: fps})."
-        overrides = overrides or {}
-        return np.array([overrides.get(p, overrides.get(s, f)) for p, s, f in
-                         zip(self.tables["path"], self.tables["subdataset"], self.tables["fps"])], dtype=np.float64)
-
     def __getstate__(self):
-        buffer = self.buffer.numpy() if self.buffer.nbytes < _PICKLE_BELOW else self.buffer
+        buffer = self.buffer if self.buffer.nbytes < _PICKLE_BELOW else torch.from_numpy(self.buffer)
         return {"buffer": buffer, "layout": self.layout}
 
     def __setstate__(self, state):
         buffer = state["buffer"]
-        self.buffer, self.layout = (torch.from_numpy(buffer) if isinstance(buffer, np.ndarray) else buffer), state["layout"]
+        self.buffer, self.layout = (buffer.numpy() if isinstance(buffer, torch.Tensor) else buffer), state["layout"]
 
     def unpacked(self):
         "The batch as a dict of tensors, views of the buffer."
-        return {key: self.buffer[offset:offset + math.prod(shape)].view(shape) for key, offset, shape in self.layout}
+        return {key: torch.from_numpy(self.buffer[offset:offset + math.prod(shape)].reshape(shape)) for key, offset, shape in self.layout}
 
     def __getitem__(self, key): return self.unpacked()[key]
     def keys(self): return [key for key, _, _ in self.layout]
@@ -217,7 +211,7 @@ class PackedBatch:
     def __len__(self): return len(self.layout)
     def __contains__(self, key): return key in self.keys()
 
-# %% ../nbs/08_packed.ipynb #33f94563
+# %% ../nbs/08_packed.ipynb #40328bc2
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
     if getattr(self, "_source_list", None) is None:
@@ -232,14 +226,14 @@ def gather(self, seqs, starts):
     n, length, sources = len(starts), self.clip_length, self._sources()
     rows = self.packed_rows(seqs, starts).reshape(-1)
     seq_rows = seqs if length == 1 else np.repeat(seqs, length)
-    flat = np.empty(n * length * sum(width for _, width, _, _ in sources), dtype=np.float32)  # numpy reuses freed memory;
-    buffer, layout, offset = torch.from_numpy(flat), [], 0                                     # torch.empty page-faults it anew
+    flat = np.empty(n * length * sum(width for _, width, _, _ in sources), dtype=np.float32)  # numpy reuses freed memory,
+    layout, offset = [], 0                                                                     # torch.empty page-faults it
     for key, width, source, per_sequence in sources:
         size = n * length * width
         source.take(seq_rows if per_sequence else rows, axis=0, out=flat[offset:offset + size].reshape(n * length, width), mode="clip")
         layout.append((key, offset, (n, length) if key == "gender" else (n, length, width)))
         offset += size
-    return PackedBatch(buffer, layout)
+    return PackedBatch(flat, layout)
 
 def _batch_for(self, batch, in_worker):
     "What to yield for a gathered batch: a `PackedBatch` from a worker, else a dict of tensors (transformed)."
