@@ -6,12 +6,15 @@
 __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_dir', 'UnpackError', 'archive_suffix',
            'archive_paths', 'expected_checksums', 'load_checksums', 'decompressed_stream', 'refuse_unsafe_member',
            'uses_parallel_bzip2', 'extract_archive', 'is_verified', 'stage_archive', 'finish_archive',
-           'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary', 'fast_amass_unpack']
+           'unpack_one_archive', 'lazy_unpack', 'check_writable', 'unpack_archives', 'unpack_summary',
+           'fast_amass_unpack']
 
-# %% ../nbs/01_unpack.ipynb #fb4d11f4
+# %% ../nbs/01_unpack.ipynb #f2a731dc
 import argparse
 import bz2
 import json
+import os
+import tempfile
 import gzip
 import hashlib
 import shutil
@@ -264,7 +267,15 @@ def lazy_unpack(tarpath, outdir, checksums=hashes):
     "Unpack `tarpath` into `outdir` unless matching `.hash` files show it was already unpacked and verified."
     return unpack_one_archive(tarpath, outdir, verify=True, checksums=checksums)
 
-# %% ../nbs/01_unpack.ipynb #867f4914
+# %% ../nbs/01_unpack.ipynb #696f46fc
+def check_writable(outdir):
+    "Create `outdir` if needed and check that files can be written in it, else `UnpackError` naming it."
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        probe, name = tempfile.mkstemp(dir=outdir, prefix=".llamass-probe-")
+        os.close(probe); os.unlink(name)
+    except OSError as e: raise UnpackError(f"cannot write into output folder {outdir}: {e.strerror or e}") from None
+
 def _failed(archive, error):
     "The summary of an archive that failed."
     return dict(archive=Path(archive).name, status="failed", error=str(error))
@@ -292,8 +303,7 @@ def _side_by_side(archives, outdir, verify, bar, checksums, n_jobs):
 def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progress=True, checksums=hashes):
     "Unpack every archive in `tardir` into `outdir` using `n_jobs` cores; return one summary per archive."
     archives, outdir, n_jobs = archive_paths(tardir), Path(outdir), max(1, int(n_jobs))
-    try: outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise UnpackError(f"cannot create output folder {outdir}: {e.strerror}") from None
+    check_writable(outdir)
     if verbose:
         for archive in archives: print(f"{archive} extracting to {outdir}")
     with tqdm(total=sum(a.stat().st_size for a in archives), unit="B", unit_scale=True, desc="unpacking", disable=not progress) as bar:
