@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['SPLIT_COLOURS', 'dataset_report', 'report_table', 'plot_hours', 'plot_report', 'plot_real_amass_hours', 'amass_info']
 
-# %% ../nbs/11_info.ipynb #ef92e28e
-import argparse
+# %% ../nbs/11_info.ipynb #09cde8bc
 import json
 import sys
 from collections import Counter
@@ -17,6 +16,7 @@ import numpy as np
 from .index import AMASSFileError, index_sequences
 from .splits import resolve_splits, split_presets
 from .synthetic import REAL_AMASS_SIZES
+from .tqdm import console_parser, user_errors
 
 # %% ../nbs/11_info.ipynb #81d38921
 def _rate(fps):
@@ -97,7 +97,7 @@ def plot_real_amass_hours(path, sizes=REAL_AMASS_SIZES):
     "The hours-per-sub-dataset chart of the legacy AMASS release, from its published table (at 120 Hz)."
     return plot_hours({name: row[1] / 120 / 3600 for name, row in sizes.items()}, path, "AMASS (legacy SMPL+H release), hours at 120 Hz")
 
-# %% ../nbs/11_info.ipynb #bd4de21c
+# %% ../nbs/11_info.ipynb #9f60449d
 _INFO_EXAMPLES = """examples:
   amass_info ~/data/amass                    a table per sub-dataset and a total
   amass_info --json ~/data/amass > amass.json
@@ -106,18 +106,14 @@ _INFO_EXAMPLES = """examples:
 
 def amass_info(argv=None):
     "Console script: report what an AMASS folder holds."
-    parser = argparse.ArgumentParser(prog="amass_info", epilog=_INFO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Sequences, frames, hours, frame rates, body model and lengths per sub-dataset of DIR.")
+    parser = console_parser("amass_info", "Sequences, frames, hours, frame rates, body model and lengths per sub-dataset of DIR.", _INFO_EXAMPLES)
     parser.add_argument("dir", help="unpacked AMASS folder (or one split folder)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--plots", metavar="OUTDIR", help="write PNG plots into OUTDIR (needs matplotlib)")
     parser.add_argument("-n", "--jobs", type=int, default=4, help="threads reading headers (default 4)")
     args = parser.parse_args(argv)
-    try:
+    with user_errors("amass_info", FileNotFoundError, AMASSFileError, ImportError):
         report = dataset_report(args.dir, max(1, args.jobs), progress=not args.json)
         print(json.dumps(report, indent=1) if args.json else report_table(report))
         if args.plots:
             for path in plot_report(args.dir, args.plots, max(1, args.jobs), progress=False): print(f"wrote {path}", file=sys.stderr)
-    except (FileNotFoundError, AMASSFileError, ImportError) as e:
-        print(f"amass_info: error: {e}", file=sys.stderr)
-        raise SystemExit(1)

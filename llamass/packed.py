@@ -6,12 +6,10 @@
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
            'items_per_worker', 'clip_frames', 'packed_rows', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
 
-# %% ../nbs/08_packed.ipynb #40c848ba
-import argparse
+# %% ../nbs/08_packed.ipynb #e9f0255d
 import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permu
                            resampled_lengths, shard_range, source_frames, worker_clip_counts)
 from .dataset import DEFAULT_KEYS, POSE_SLICES, ShardedClips, apply_transform, check_models, load_sequence
 from .index import AMASSFileError, index_sequences
-from .tqdm import ProgressParallel
+from .tqdm import ProgressParallel, console_parser, user_errors
 
 # %% ../nbs/08_packed.ipynb #f5e9cc41
 FORMAT, VERSION = "llamass-packed", 1
@@ -271,7 +269,7 @@ def _clips(self, seqs, starts):
 
 PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, gather, _batch_for, iter_shard, _clips
 
-# %% ../nbs/08_packed.ipynb #591cf1d3
+# %% ../nbs/08_packed.ipynb #9a698626
 _PACK_EXAMPLES = """examples:
   amass_pack ~/data/amass ~/data/amass_packed              pack every sub-dataset (poses, dmpls, trans; betas and gender per sequence)
   amass_pack -n 8 ~/data/amass/train ~/data/train_packed   pack one split folder with 8 threads
@@ -281,8 +279,7 @@ _PACK_EXAMPLES = """examples:
 
 def amass_pack_cli(argv=None):
     "Console script `amass_pack`: pack an unpacked AMASS tree into a memory-mapped store."
-    parser = argparse.ArgumentParser(prog="amass_pack", epilog=_PACK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Pack the AMASS sequences under SRC into a memory-mapped store in DST, for PackedAMASS.")
+    parser = console_parser("amass_pack", "Pack the AMASS sequences under SRC into a memory-mapped store in DST, for PackedAMASS.", _PACK_EXAMPLES)
     parser.add_argument("src", help="unpacked AMASS folder (or one split folder)")
     parser.add_argument("dst", help="folder of the packed store (written atomically)")
     parser.add_argument("-n", "--jobs", type=int, default=4, help="threads reading sequences (default 4)")
@@ -291,9 +288,7 @@ def amass_pack_cli(argv=None):
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    try: manifest = amass_pack(args.src, args.dst, n_jobs=max(1, args.jobs), keys=args.keys, force=args.force, progress=not args.quiet)
-    except (StoreError, AMASSFileError, FileNotFoundError) as e:
-        print(f"amass_pack: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+    with user_errors("amass_pack", StoreError, AMASSFileError, FileNotFoundError):
+        manifest = amass_pack(args.src, args.dst, n_jobs=max(1, args.jobs), keys=args.keys, force=args.force, progress=not args.quiet)
     print(f"{args.dst}: {manifest['n_sequences']} sequences, {manifest['n_frames']} frames of {', '.join(manifest['keys'])} "
           f"in {time.perf_counter() - start:.1f} s")

@@ -6,12 +6,12 @@
 __all__ = ['amass_splits', 'REST', 'split_presets', 'spl_splits', 'JOURNAL', 'subdataset_dirs', 'resolve_splits', 'SplitError',
            'plan_moves', 'move_dirs_into_splits', 'move_dirs_out_of_splits', 'load_splits', 'console_split_dirs']
 
-# %% ../nbs/05_splits.ipynb #f6961547
-import argparse
+# %% ../nbs/05_splits.ipynb #4093b316
 import json
-import sys
 import warnings
 from pathlib import Path
+
+from .tqdm import console_parser, user_errors
 
 # %% ../nbs/05_splits.ipynb #b8fa9c14
 amass_splits = {
@@ -110,7 +110,7 @@ def move_dirs_out_of_splits(amass_loc, splits=amass_splits):
     "Undo `move_dirs_into_splits`: put every sub-dataset back in `amass_loc`."
     return move_dirs_into_splits(amass_loc, splits, undo=True)
 
-# %% ../nbs/05_splits.ipynb #2b170f99
+# %% ../nbs/05_splits.ipynb #85b645e4
 _SPLIT_EXAMPLES = """examples:
   amass_split_dirs ~/data/amass                     move sub-datasets into train/ val/ test/ (the AMASS paper's split)
   amass_split_dirs --preset humor ~/data/amass      HuMoR's split instead
@@ -133,16 +133,12 @@ def load_splits(preset=None, splits_file=None):
 
 def console_split_dirs(argv=None):
     "Console script: move AMASS sub-datasets into split folders, or back."
-    parser = argparse.ArgumentParser(prog="amass_split_dirs", epilog=_SPLIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Move the sub-dataset folders of AMASSLOC into train/, val/ and test/ folders, crash-safe and reversible.")
+    parser = console_parser("amass_split_dirs", "Move the sub-dataset folders of AMASSLOC into train/, val/ and test/ folders, crash-safe and reversible.", _SPLIT_EXAMPLES)
     parser.add_argument("amassloc", help="folder where AMASS was unpacked")
     parser.add_argument("--undo", action="store_true", help="move every sub-dataset back into AMASSLOC")
     parser.add_argument("--preset", choices=sorted(split_presets), help="a standard split (default: the original llamass table)")
     parser.add_argument("--splits", dest="splits_file", help="JSON file mapping split names to sub-dataset lists")
     args = parser.parse_args(argv)
-    try:
+    with user_errors("amass_split_dirs", SplitError):
         moved = move_dirs_into_splits(args.amassloc, load_splits(args.preset, args.splits_file), undo=args.undo)
-    except SplitError as e:
-        print(f"amass_split_dirs: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
     print(f"{'restored' if args.undo else 'moved'} {moved} sub-dataset folders in {args.amassloc}")

@@ -9,8 +9,7 @@ __all__ = ['hashes', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'md5_file', 'md5_
            'unpack_one_archive', 'lazy_unpack', 'check_writable', 'unpack_archives', 'unpack_summary',
            'fast_amass_unpack']
 
-# %% ../nbs/01_unpack.ipynb #f2a731dc
-import argparse
+# %% ../nbs/01_unpack.ipynb #9fb60cfa
 import bz2
 import json
 import os
@@ -18,7 +17,6 @@ import tempfile
 import gzip
 import hashlib
 import shutil
-import sys
 import tarfile
 import threading
 import time
@@ -27,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from .tqdm import console_parser, user_errors
 
 # %% ../nbs/01_unpack.ipynb #fcf90500
 def _hash_file_into(md5, path):
@@ -315,7 +315,7 @@ def unpack_archives(tardir, outdir, n_jobs=1, verify=False, verbose=False, progr
 
 unpack_body_models = unpack_archives  # the original name: it unpacks pose sequences, not body models
 
-# %% ../nbs/01_unpack.ipynb #b847aee3
+# %% ../nbs/01_unpack.ipynb #5dee85b5
 def _human_bytes(n):
     "`n` bytes as a short human-readable string."
     for unit in ("B", "KB", "MB", "GB"):
@@ -341,9 +341,7 @@ _UNPACK_EXAMPLES = """examples:
 
 def fast_amass_unpack(argv=None):
     "Console script: unpack every AMASS archive in TARDIR into OUTDIR."
-    parser = argparse.ArgumentParser(prog="fast_amass_unpack", epilog=_UNPACK_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Unpack every .tar.bz2 (.tar, .tar.gz) archive in TARDIR into OUTDIR, in parallel.")
+    parser = console_parser("fast_amass_unpack", "Unpack every .tar.bz2 (.tar, .tar.gz) archive in TARDIR into OUTDIR, in parallel.", _UNPACK_EXAMPLES)
     parser.add_argument("tardir", help="folder holding the downloaded archives")
     parser.add_argument("outdir", help="folder to unpack into (created if missing)")
     parser.add_argument("-n", "--jobs", type=int, default=1, help="cores to use: decoder threads per archive with indexed_bzip2, else archives at once (default 1)")
@@ -354,10 +352,7 @@ def fast_amass_unpack(argv=None):
     args = parser.parse_args(argv)
     if args.jobs < 1: parser.error(f"-n/--jobs must be at least 1, got {args.jobs}")
     start = time.perf_counter()
-    try:
+    with user_errors("fast_amass_unpack", UnpackError):
         checksums = {**hashes, **load_checksums(args.checksums)} if args.checksums else hashes
         results = unpack_archives(args.tardir, args.outdir, n_jobs=args.jobs, verify=args.verify, progress=not args.quiet, checksums=checksums)
-    except UnpackError as e:
-        print(f"fast_amass_unpack: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
     print(unpack_summary(results, time.perf_counter() - start))
