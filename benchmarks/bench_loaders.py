@@ -139,13 +139,19 @@ def fetch_original():
 
 
 def measure(kind, root, store, clip, workers, seconds):
-    "(frames/s, peak RSS MB) of one configuration, run in its own process."
+    "(frames/s, peak RSS MB, anonymous PSS MB at the end) of one configuration, run in its own process."
     from measure import run_command
     report = OUT / "child.json"
     cmd = [sys.executable, __file__, "--child", json.dumps([kind, str(root), str(store), clip, workers, seconds, str(report)])]
     _, peak = run_command(cmd)
-    frames, elapsed = json.loads(report.read_text())
-    return frames / elapsed, peak
+    frames, elapsed, anon = json.loads(report.read_text())
+    return frames / elapsed, peak, anon
+
+
+def anonymous_pss_mb():
+    "This process's proportional share of anonymous memory (its own, not the page cache it maps), in MB."
+    fields = dict(line.split(":", 1) for line in open("/proc/self/smaps_rollup") if ":" in line)
+    return int(fields["Pss_Anon"].split()[0]) / 1024
 
 
 def file_throughput(root, store):
@@ -190,18 +196,17 @@ def main(fraction, seconds):
             limit = results["numpy gather from the memory map (limit)", clip, 0][0]
             for workers in (0, 2):
                 if (name, clip, workers) not in results: row.append("—"); continue
-                fps, peak = results[name, clip, workers]
-                row.append(f"{fps:,.0f} ({fps / limit:.2f}, {peak:.0f} MB)")
+                fps, peak, anon = results[name, clip, workers]
+                row.append(f"{fps:,.0f} ({fps / limit:.2f}; {peak:.0f} / {anon:.0f} MB)")
         rows.append(row)
     print(f"\nReplica: {n_files} sequences, {kept:,} kept frames, {mb:,.0f} MB of npz (fraction {fraction}); {machine()}")
-    print("frames/s, batch 256, shuffled (ratio to the limit, peak RSS of the main process)\n")
+    print("frames/s, batch 256, shuffled (ratio to the limit; peak RSS / anonymous PSS of the main process, in MB)\n")
     print(table(["loader", "clip 1, 0 workers", "clip 1, 2 workers", "clip 32, 0 workers", "clip 32, 2 workers"], rows))
     print()
     print(table(["files", "seconds", "MB/s", "vs cat"], file_rows))
-    ours = results["llamass PackedAMASS, batch_size=256", 1, 0][0]
     if have_original:
-        best = max(v[0] for k, v in results.items() if k[0] == "original llamass 0.0.4")
-        print(f"\nPackedAMASS (clip 1, 0 workers) / the original's best configuration: {ours / best:,.0f}×")
+        best = lambda name: max(v[0] for k, v in results.items() if k[0] == name)
+        print(f"\nPackedAMASS's best / the original's best configuration: {best('llamass PackedAMASS, batch_size=256') / best('original llamass 0.0.4'):,.0f}×")
         for clip in (1, 32):
             for workers in (0, 2):
                 print(f"AMASS npz / original, clip {clip}, {workers} workers: "
@@ -211,7 +216,7 @@ def main(fraction, seconds):
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, root, store, clip, workers, seconds, report = json.loads(sys.argv[2])
-        Path(report).write_text(json.dumps(run_child(kind, Path(root), Path(store), clip, workers, seconds)))
+        Path(report).write_text(json.dumps([*run_child(kind, Path(root), Path(store), clip, workers, seconds), anonymous_pss_mb()]))
     else:
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--fraction", type=float, default=0.02, help="fraction of AMASS's sequences in the replica (default 0.02)")
