@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'has_key', 'standard_keys', 'load_sequence', 'apply_transform',
            'npz_contents', 'resolve_rank', 'resolve_seed', 'ShardedClips', 'resolve_subdatasets', 'check_models',
-           'check_data_keys', 'effective_fps', 'AMASS', 'read_clips', 'clip_ids', 'worker_init_fn', 'IterableLoader']
+           'check_data_keys', 'effective_fps', 'AMASS', 'clip_ids', 'worker_init_fn', 'IterableLoader']
 
 # %% ../nbs/04_dataset.ipynb #398d144a
 import itertools
@@ -297,7 +297,7 @@ class AMASS(ShardedClips):
         seqs, starts = self.plan(epoch, shard, num_workers)
         yield from self.read_clips(seqs[skip:], starts[skip:])
 
-# %% ../nbs/04_dataset.ipynb #584373c7
+# %% ../nbs/04_dataset.ipynb #afcb6734
 def _last_uses(seqs):
     "Boolean array: True where a position holds the last clip of its sequence."
     is_last = np.zeros(len(seqs), dtype=bool)
@@ -316,7 +316,7 @@ def _load(self, sequence):
     frames = source_frames(np.arange(resampled_lengths([self.index.n_frames[sequence]], [self.ratios[sequence]])[0]), self.ratios[sequence])
     return {k: v[frames] for k, v in arrays.items()}
 
-def read_clips(self, seqs, starts):
+def _read_clips(self, seqs, starts):
     "Yield the clips at (sequence, start) pairs, loading each sequence once."
     loaded = {}
     for seq, start, last in zip(seqs.tolist(), starts.tolist(), _last_uses(seqs).tolist()):
@@ -324,7 +324,7 @@ def read_clips(self, seqs, starts):
         if loaded[seq] is not None: yield _clip(loaded[seq], start, self.clip_length, self.transform)
         if last: del loaded[seq]
 
-AMASS._load, AMASS.read_clips = _load, read_clips
+AMASS._load, AMASS.read_clips = _load, _read_clips
 
 # %% ../nbs/04_dataset.ipynb #c81e5c4b
 def clip_ids(batch):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
-           'items_per_worker', 'clip_frames', 'packed_rows', 'PackedBatch', 'gather', 'iter_shard', 'amass_pack_cli']
+           'PackedBatch', 'amass_pack_cli']
 
 # %% ../nbs/08_packed.ipynb #e9f0255d
 import json
@@ -154,8 +154,8 @@ class PackedAMASS(ShardedClips):
                             for k in self.data_keys if k not in PER_SEQUENCE}
         return self._arrays
 
-# %% ../nbs/08_packed.ipynb #c9fa0da4
-def items_per_worker(self, num_workers):
+# %% ../nbs/08_packed.ipynb #f8ad2127
+def _items_per_worker(self, num_workers):
     "Items (clips, or batches with `batch_size`) each of `num_workers` workers of this rank yields."
     clips = worker_clip_counts(int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad)), num_workers)
     return clips if self.batch_size is None else batch_count(clips, self.batch_size, self.drop_last)
@@ -164,7 +164,7 @@ def __len__(self):
     "Clips (or, with `batch_size`, batches with at most one worker) this rank yields in one epoch."
     return int(self.items_per_worker(1).sum())
 
-def clip_frames(self, positions, epoch):
+def _clip_frames(self, positions, epoch):
     "(sequence, first frame) of the clips at epoch `positions` (frames counted after any resampling)."
     total = int(self.counts.sum())
     positions = np.asarray(positions, dtype=np.int64) % total
@@ -173,14 +173,14 @@ def clip_frames(self, positions, epoch):
                             self.sequence_order(epoch), positions)
     return seqs, starts
 
-def packed_rows(self, seqs, starts):
+def _packed_rows(self, seqs, starts):
     "Rows of the packed arrays holding each frame of the clips at (seqs, starts): shape (n, clip_length)."
     frames = starts[:, None] + np.arange(self.clip_length)
     if self.target_fps is not None: frames = source_frames(frames, self.ratios[seqs][:, None])
     return self.tables["offset"][seqs][:, None] + frames
 
-PackedAMASS.packed_rows = packed_rows
-PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = items_per_worker, __len__, clip_frames
+PackedAMASS.packed_rows = _packed_rows
+PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = _items_per_worker, __len__, _clip_frames
 
 # %% ../nbs/08_packed.ipynb #f86a6e76
 _PICKLE_BELOW = 1 << 20  # bytes: smaller batch buffers cross process boundaries pickled, larger in shared memory
@@ -209,7 +209,7 @@ class PackedBatch:
     def __len__(self): return len(self.layout)
     def __contains__(self, key): return key in self.keys()
 
-# %% ../nbs/08_packed.ipynb #40328bc2
+# %% ../nbs/08_packed.ipynb #332b3dad
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
     if getattr(self, "_source_list", None) is None:
@@ -219,7 +219,7 @@ def _sources(self):
                              (k, arrays[k].shape[1], arrays[k], False) for k in self.data_keys]
     return self._source_list
 
-def gather(self, seqs, starts):
+def _gather(self, seqs, starts):
     "`PackedBatch` of the clips at (seqs, starts), each key `(n, clip_length, D)`."
     n, length, sources = len(starts), self.clip_length, self._sources()
     rows = self.packed_rows(seqs, starts).reshape(-1)
@@ -239,7 +239,7 @@ def _batch_for(self, batch, in_worker):
     tensors = batch.unpacked()
     return apply_transform(self.transform, tensors)
 
-def iter_shard(self, epoch, shard, num_workers, skip=0):
+def _iter_shard(self, epoch, shard, num_workers, skip=0):
     "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
     lo, hi = shard_range(int(self.counts.sum()), self.rank, self.world_size, shard, num_workers, self.pad)
     step = self.batch_size or 1
@@ -267,7 +267,7 @@ def _clips(self, seqs, starts):
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1)
         yield apply_transform(self.transform, clip)
 
-PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, gather, _batch_for, iter_shard, _clips
+PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, _gather, _batch_for, _iter_shard, _clips
 
 # %% ../nbs/08_packed.ipynb #9a698626
 _PACK_EXAMPLES = """examples:
