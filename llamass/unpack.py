@@ -181,7 +181,7 @@ def extract_archive(archive, dest, bar=None, threads=1):
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #43670f5b
+# %% ../nbs/01_unpack.ipynb #a6e274aa
 def _staging_dir(outdir, archive):
     "The staging folder for `archive` inside `outdir`."
     return Path(outdir) / f".llamass-staging-{Path(archive).name}"
@@ -202,11 +202,16 @@ def _move_into_place(staged, outdir):
     for name in names:
         dest, old = Path(outdir)/name, Path(outdir)/f".llamass-old-{name}"
         _hash_path(outdir, name).unlink(missing_ok=True)  # its content is about to change
+        _remove(old)                                       # left by a run that died mid-swap
         if dest.exists() or dest.is_symlink(): dest.rename(old)
         (staged/name).rename(dest)
-        if old.is_dir() and not old.is_symlink(): shutil.rmtree(old)
-        elif old.exists() or old.is_symlink(): old.unlink()
+        _remove(old)
     return names
+
+def _remove(path):
+    "Delete the file, link or folder tree at `path`, if any."
+    if path.is_dir() and not path.is_symlink(): shutil.rmtree(path)
+    elif path.exists() or path.is_symlink(): path.unlink()
 
 def is_verified(archive, outdir, checksums=hashes):
     "True when every folder of `archive` is in `outdir` with a recorded checksum matching the expected one."
