@@ -182,15 +182,18 @@ class ShardedClips(tudata.IterableDataset):
         "The order of the sequences in `epoch`."
         return sequence_order(len(self.counts), self.shuffle, self.seed, epoch, self.file_list_seed)
 
-# %% ../nbs/04_dataset.ipynb #271b87f9
+# %% ../nbs/04_dataset.ipynb #1b7c6262
 def resolve_subdatasets(root, subdatasets=None, split=None, splits="amass"):
-    "The sub-datasets to read: those given, those of `split` in `splits` (a preset name or table), or all (None)."
-    if split is None: return subdatasets
+    "(folder, sub-datasets) to read: `root` and those given, those of `split` in `splits` (a preset name or table), or all (None)."
+    if split is None: return Path(root), subdatasets
     if subdatasets is not None: raise ValueError("give subdatasets or split, not both")
     table = split_presets[splits] if isinstance(splits, str) else splits
     if split not in table: raise ValueError(f"split {split!r} is not one of {sorted(table)}")
+    if (Path(root) / split).is_dir(): return Path(root) / split, None     # already moved there by amass_split_dirs
     present = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
-    return resolve_splits(table, present)[0][split]
+    chosen = resolve_splits(table, present)[0][split]
+    if not chosen: raise FileNotFoundError(f"split {split!r} has no sub-dataset in {root} (it has {present})")
+    return Path(root), chosen
 
 def check_models(index):
     "Raise `ValueError` naming one file of each body model when `index` mixes SMPL+H and SMPL-X."
@@ -243,7 +246,7 @@ def _finite_problem(index, data_keys):
         return f"{index.paths[i]}: non-finite values (NaN or inf) in {bad}" if bad else None
     return check
 
-# %% ../nbs/04_dataset.ipynb #26b6ddaa
+# %% ../nbs/04_dataset.ipynb #46dd034d
 class AMASS(ShardedClips):
     "Fixed-length clips of every AMASS sequence under `amass_location`, as dicts of float32 arrays."
     def __init__(self,
@@ -271,8 +274,8 @@ class AMASS(ShardedClips):
                  progress=True):        # progress bar while indexing
         self.transform, self.strict, self.shuffle_buffer, self.target_fps = transform, strict, shuffle_buffer, target_fps
         check_clip_length(clip_length); check_keep(keep)
-        chosen = resolve_subdatasets(amass_location, subdatasets, split, splits)
-        index = index_sequences(amass_location, n_jobs=n_jobs, strict=strict, progress=progress, subdatasets=chosen)
+        folder, chosen = resolve_subdatasets(amass_location, subdatasets, split, splits)
+        index = index_sequences(folder, n_jobs=n_jobs, strict=strict, progress=progress, subdatasets=chosen)
         if len(index) == 0: raise FileNotFoundError(f"no AMASS sequences (*.npz files) found in {index.root}")
         check_models(index)
         self.data_keys = check_data_keys(index, data_keys)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from llamass.clips import clip_counts, kept_windows, resampled_lengths, shard_plan, source_frames, worker_clip_counts
-from llamass.core import AMASS, IterableLoader, PackedAMASS, amass_pack
+from llamass.core import AMASS, IterableLoader, PackedAMASS, amass_pack, move_dirs_into_splits, move_dirs_out_of_splits, split_presets
 from llamass.dataset import POSE_SLICES, clip_ids, load_sequence
 from llamass.index import AMASSFileError
 from llamass.synthetic import (identified_sequence, npz_bytes, shape_only, stagei_shape, stageii_sequence, synthetic_sequence,
@@ -140,6 +140,11 @@ def test_split_selection_without_moving(tmp_path):
     assert AMASS(tmp_path, 1, subdatasets=["SFU"], progress=False).index.subdatasets == ("SFU",)
     with pytest.raises(ValueError, match="split 'dev' is not one of"):
         AMASS(tmp_path, 1, split="dev", progress=False)
+    move_dirs_into_splits(tmp_path, split_presets["amass"])                      # the same, on a moved tree
+    assert sorted(set(AMASS(tmp_path, 1, split="val", progress=False).index.subdatasets)) == ["HumanEva", "SFU"]
+    move_dirs_out_of_splits(tmp_path)
+    with pytest.raises(FileNotFoundError, match="split 'val' has no sub-dataset in"):
+        AMASS(tmp_path / "CMU", 1, split="val", progress=False)
 
 
 # ------------------------------------------------------------------ bad files
