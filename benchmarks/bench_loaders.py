@@ -52,7 +52,7 @@ def all_clips(store, clip):
     import torch
     from llamass.packed import PackedAMASS
     packed = PackedAMASS(store, clip)
-    whole = packed.gather(*packed.clip_frames(np.arange(len(packed)), 0))
+    whole = packed.gather([packed.clip_frames(np.arange(len(packed)), 0)]).batches()[0]
     return torch.cat([whole[k].reshape(len(packed), clip, -1) for k in KEYS], dim=-1)
 
 

@@ -129,21 +129,28 @@ def shard_plan(counts, window_starts, step, order, rank, world_size, worker, num
         seqs, starts = seqs[shuffled], starts[shuffled]
     return seqs, starts
 
-# %% ../nbs/03_clips.ipynb #7a9c530c
+# %% ../nbs/03_clips.ipynb #ec480b57
 def batch_count(n_clips, batch_size, drop_last=False):
     "Batches made of `n_clips` clips (array or int); `batch_size=None` means one clip per item."
     if batch_size is None: return n_clips
     return n_clips // batch_size if drop_last else -(-n_clips // batch_size)
 
-def round_robin_progress(batch_counts, k):
-    "(batches produced by each worker, next worker) after the first `k` batches of round-robin loading."
+def round_robin_progress(batch_counts, k, per_item=1):
+    "(batches produced by each worker, next worker) after the first `k` batches, workers sending `per_item` batches at a time."
     batch_counts = np.asarray(batch_counts, dtype=np.int64)
-    rounds = np.arange(batch_counts.max(initial=0))
-    worker, rnd = np.nonzero(batch_counts[:, None] > rounds[None, :])
-    sequence = worker[np.lexsort((worker, rnd))]                   # producer of each batch, in order
-    if not 0 <= k <= len(sequence): raise ValueError(f"cannot resume after batch {k}: the epoch has {len(sequence)} batches")
-    done = np.bincount(sequence[:k], minlength=len(batch_counts))
-    return done, int(sequence[k]) if k < len(sequence) else 0
+    items = -(-batch_counts // per_item)
+    worker, rnd = np.nonzero(items[:, None] > np.arange(items.max(initial=0))[None, :])
+    order = np.lexsort((worker, rnd))                              # items in the order the loader takes them
+    worker, rnd = worker[order], rnd[order]
+    sizes = np.minimum(per_item, batch_counts[worker] - rnd * per_item)
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    if not 0 <= k <= total: raise ValueError(f"cannot resume after batch {k}: the epoch has {total} batches")
+    current = int(np.searchsorted(ends, k, side="right"))          # the item holding batch k (0-based), if any
+    done = np.bincount(worker[:current], weights=sizes[:current], minlength=len(batch_counts)).astype(np.int64)
+    if current == len(worker): return done, 0
+    done[worker[current]] += k - (int(ends[current - 1]) if current else 0)
+    return done, int(worker[current])
 
 # %% ../nbs/03_clips.ipynb #fb42f676
 _GOLDEN = np.uint32(0x9E3779B1)

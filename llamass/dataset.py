@@ -114,8 +114,8 @@ def resolve_seed(seed=None):
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     return int(seed)
 
-# %% ../nbs/04_dataset.ipynb #572f8c8f
-_EPOCH, _EPOCH_SET, _RESUME_BATCHES, _BATCH_SIZE, _DROP_LAST = range(5)
+# %% ../nbs/04_dataset.ipynb #71a9f662
+_EPOCH, _EPOCH_SET, _RESUME_BATCHES, _BATCH_SIZE, _DROP_LAST, _PER_ITEM = range(6)
 
 class ShardedClips(tudata.IterableDataset):
     "Base of llamass datasets: clip counts, sharding over ranks and workers, epochs and resuming."
@@ -127,7 +127,7 @@ class ShardedClips(tudata.IterableDataset):
         self.seed = resolve_seed(seed)
         self.counts = clip_counts(n_frames, self.clip_length, self.overlapping, self.keep)
         self.window_starts = kept_windows(n_frames, self.keep)[0]
-        self._state = torch.zeros(5, dtype=torch.int64).share_memory_()
+        self._state = torch.zeros(6, dtype=torch.int64).share_memory_()
         self._epoch_version, self._auto_passes = 0, 0
 
     def __len__(self):
@@ -148,9 +148,17 @@ class ShardedClips(tudata.IterableDataset):
     @property
     def epoch(self): return int(self._state[_EPOCH]) if self._state[_EPOCH_SET] else None
 
-    def _begin_pass(self, epoch, resume_batches=0, batch_size=None, drop_last=False):
-        "Record, in shared memory, the epoch of the next pass and how many of its batches to skip."
-        self._state.copy_(torch.tensor([epoch, 1, resume_batches, batch_size or 0, int(drop_last)]))
+    def _begin_pass(self, epoch, resume_batches=0, batch_size=None, drop_last=False, per_item=1):
+        "Record, in shared memory, the epoch of the next pass, how many of its batches to skip and how workers send them."
+        self._state.copy_(torch.tensor([epoch, 1, resume_batches, batch_size or 0, int(drop_last), per_item]))
+
+    def batches_per_item(self, num_workers):
+        "How many batches a worker sends at once (one; the packed store sends small batches together)."
+        return 1
+
+    def _sent_per_item(self):
+        "Batches a worker sends at once in the current pass, as `IterableLoader` recorded it."
+        return max(1, int(self._state[_PER_ITEM]))
 
     def __iter__(self):
         "Yield this shard's items of the current pass."
@@ -174,7 +182,7 @@ class ShardedClips(tudata.IterableDataset):
         if skip == 0: return worker, 0
         batch_size = int(self._state[_BATCH_SIZE]) or None
         batches = batch_count(self.items_per_worker(num_workers), batch_size, bool(self._state[_DROP_LAST]))
-        done, next_worker = round_robin_progress(batches, skip)
+        done, next_worker = round_robin_progress(batches, skip, self._sent_per_item())
         shard = (worker + next_worker) % num_workers
         return shard, int(done[shard]) * (batch_size or 1)
 
@@ -350,7 +358,7 @@ class _ThenUserInit:
         worker_init_fn(worker_id)
         if self.user_fn is not None: self.user_fn(worker_id)
 
-# %% ../nbs/04_dataset.ipynb #9efd00ea
+# %% ../nbs/04_dataset.ipynb #e3cc7235
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for `AMASS`: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, **kwargs):
@@ -377,10 +385,12 @@ class IterableLoader(tudata.DataLoader):
         epoch, skip = self._next_epoch(), (self._resume or {}).get("batches", 0)
         self._resume, self._seen_version = None, self.dataset._epoch_version
         self._epoch, self._batches = epoch, skip
-        self.dataset._begin_pass(epoch, skip, self.batch_size, self.drop_last)
-        for batch in self._in_process() if self.num_workers == 0 and not self.pin_memory else super().__iter__():
-            self._batches += 1
-            yield batch.unpacked() if hasattr(batch, "unpacked") else batch
+        per_item = self.dataset.batches_per_item(self.num_workers) if self.batch_size is None else 1
+        self.dataset._begin_pass(epoch, skip, self.batch_size, self.drop_last, per_item)
+        for item in self._in_process() if self.num_workers == 0 and not self.pin_memory else super().__iter__():
+            for batch in item.batches() if hasattr(item, "batches") else [item]:
+                self._batches += 1
+                yield batch
 
     def _in_process(self):
         "Batches made in this process as DataLoader would make them, without its per-batch machinery."

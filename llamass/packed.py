@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
-           'PackedBatch', 'amass_pack_cli']
+           'PackedBatches', 'amass_pack_cli']
 
 # %% ../nbs/08_packed.ipynb #e9f0255d
 import json
@@ -182,34 +182,37 @@ def _packed_rows(self, seqs, starts):
 PackedAMASS.packed_rows = _packed_rows
 PackedAMASS.items_per_worker, PackedAMASS.__len__, PackedAMASS.clip_frames = _items_per_worker, __len__, _clip_frames
 
-# %% ../nbs/08_packed.ipynb #f86a6e76
-_PICKLE_BELOW = 1 << 20  # bytes: smaller batch buffers cross process boundaries pickled, larger in shared memory
+# %% ../nbs/08_packed.ipynb #c7b23fe4
+_PICKLE_BELOW = 1 << 20       # bytes: smaller buffers cross process boundaries pickled, larger in shared memory
+_BYTES_PER_ITEM = 4 << 20     # aim of the batches a worker sends together
+_MAX_BATCHES_PER_ITEM = 16
 
-class PackedBatch:
-    "A batch as one contiguous float32 numpy buffer and the (key, offset, shape) of each array in it; reads like a dict."
-    def __init__(self, buffer, layout): self.buffer, self.layout = buffer, layout
+class PackedBatches:
+    "One or more batches in one contiguous float32 numpy buffer, with the (key, offset, shape) layout of each."
+    def __init__(self, buffer, layouts): self.buffer, self.layouts = buffer, layouts
 
     def __getstate__(self):
         buffer = self.buffer if self.buffer.nbytes < _PICKLE_BELOW else torch.from_numpy(self.buffer)
-        return {"buffer": buffer, "layout": self.layout}
+        return {"buffer": buffer, "layouts": self.layouts}
 
     def __setstate__(self, state):
         buffer = state["buffer"]
-        self.buffer, self.layout = (buffer.numpy() if isinstance(buffer, torch.Tensor) else buffer), state["layout"]
+        self.buffer, self.layouts = (buffer.numpy() if isinstance(buffer, torch.Tensor) else buffer), state["layouts"]
 
-    def unpacked(self):
-        "The batch as a dict of tensors, views of the buffer."
-        return {key: torch.from_numpy(self.buffer[offset:offset + math.prod(shape)].reshape(shape)) for key, offset, shape in self.layout}
+    def batches(self):
+        "Each batch as a dict of tensors, views of the buffer."
+        return [{key: torch.from_numpy(self.buffer[offset:offset + math.prod(shape)].reshape(shape)) for key, offset, shape in layout}
+                for layout in self.layouts]
 
-    def __getitem__(self, key): return self.unpacked()[key]
-    def keys(self): return [key for key, _, _ in self.layout]
-    def items(self): return self.unpacked().items()
-    def values(self): return self.unpacked().values()
+    def __getitem__(self, key): return self.batches()[0][key]
+    def keys(self): return [key for key, _, _ in self.layouts[0]]
+    def items(self): return self.batches()[0].items()
+    def values(self): return self.batches()[0].values()
     def __iter__(self): return iter(self.keys())
-    def __len__(self): return len(self.layout)
+    def __len__(self): return len(self.layouts[0])
     def __contains__(self, key): return key in self.keys()
 
-# %% ../nbs/08_packed.ipynb #332b3dad
+# %% ../nbs/08_packed.ipynb #dc68eaa5
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
     if getattr(self, "_source_list", None) is None:
@@ -219,40 +222,58 @@ def _sources(self):
                              (k, arrays[k].shape[1], arrays[k], False) for k in self.data_keys]
     return self._source_list
 
-def _gather(self, seqs, starts):
-    "`PackedBatch` of the clips at (seqs, starts), each key `(n, clip_length, D)`."
-    n, length, sources = len(starts), self.clip_length, self._sources()
+def _fill(self, seqs, starts, flat, offset):
+    "Gather the clips at (seqs, starts) into `flat` from `offset` on; return the batch's layout and the next offset."
+    n, length = len(starts), self.clip_length
     rows = self.packed_rows(seqs, starts).reshape(-1)
     seq_rows = seqs if length == 1 else np.repeat(seqs, length)
-    flat = np.empty(n * length * sum(width for _, width, _, _ in sources), dtype=np.float32)  # numpy reuses freed memory,
-    layout, offset = [], 0                                                                     # torch.empty page-faults it
-    for key, width, source, per_sequence in sources:
+    layout = []
+    for key, width, source, per_sequence in self._sources():
         size = n * length * width
         source.take(seq_rows if per_sequence else rows, axis=0, out=flat[offset:offset + size].reshape(n * length, width), mode="clip")
         layout.append((key, offset, (n, length) if key == "gender" else (n, length, width)))
         offset += size
-    return PackedBatch(flat, layout)
+    return layout, offset
 
-def _batch_for(self, batch, in_worker):
-    "What to yield for a gathered batch: a `PackedBatch` from a worker, else a dict of tensors (transformed)."
-    if in_worker and self.transform is None: return batch
-    tensors = batch.unpacked()
-    return apply_transform(self.transform, tensors)
+def _gather(self, pieces):
+    "`PackedBatches` of the batches whose clips are at each (seqs, starts) of `pieces`, in one buffer."
+    width = sum(w for _, w, _, _ in self._sources())
+    flat = np.empty(sum(len(starts) for _, starts in pieces) * self.clip_length * width, dtype=np.float32)  # numpy reuses
+    layouts, offset = [], 0                                                                              # freed memory
+    for seqs, starts in pieces:
+        layout, offset = self._fill(seqs, starts, flat, offset)
+        layouts.append(layout)
+    return PackedBatches(flat, layouts)
+
+def _batches_per_item(self, num_workers):
+    "Batches a worker sends together: about `_BYTES_PER_ITEM` of them (one without workers or with a transform)."
+    if num_workers == 0 or self.batch_size is None or self.transform is not None: return 1
+    batch_bytes = 4 * self.batch_size * self.clip_length * sum(w for _, w, _, _ in self._sources())
+    return int(np.clip(_BYTES_PER_ITEM // batch_bytes, 1, _MAX_BATCHES_PER_ITEM))
+
+def _batch_groups(n_batches, skip, per_item):
+    "[first, stop) batch numbers of each item: cut at multiples of `per_item`, starting at batch `skip`."
+    return [(max(skip, j * per_item), min((j + 1) * per_item, n_batches)) for j in range(skip // per_item, -(-n_batches // per_item))]
 
 def _iter_shard(self, epoch, shard, num_workers, skip=0):
     "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
     lo, hi = shard_range(int(self.counts.sum()), self.rank, self.world_size, shard, num_workers, self.pad)
-    step = self.batch_size or 1
-    first = lo + skip * step
-    if self.batch_size is not None and self.drop_last: hi = lo + (hi - lo) // step * step
-    chunk = max(step, _CHUNK // step * step)
-    for chunk_lo in range(first, hi, chunk):
-        seqs, frames = self.clip_frames(np.arange(chunk_lo, min(chunk_lo + chunk, hi)), epoch)
-        if self.batch_size is not None:
-            in_worker = torch.utils.data.get_worker_info() is not None
-            for b in range(0, len(frames), step): yield self._batch_for(self.gather(seqs[b:b + step], frames[b:b + step]), in_worker)
-        else:
-            yield from self._clips(seqs, frames)
+    if self.batch_size is None:
+        for chunk_lo in range(lo + skip, hi, _CHUNK):
+            yield from self._clips(*self.clip_frames(np.arange(chunk_lo, min(chunk_lo + _CHUNK, hi)), epoch))
+        return
+    step, in_worker = self.batch_size, torch.utils.data.get_worker_info() is not None
+    per_item = self._sent_per_item() if in_worker and self.transform is None else 1
+    groups = _batch_groups(batch_count(hi - lo, step, self.drop_last), skip, per_item)
+    per_plan = max(1, _CHUNK // (per_item * step))
+    for g in range(0, len(groups), per_plan):
+        window = groups[g:g + per_plan]
+        first = window[0][0]
+        seqs, starts = self.clip_frames(np.arange(lo + first * step, min(lo + window[-1][1] * step, hi)), epoch)
+        for b0, b1 in window:
+            cut = [slice((b - first) * step, (b + 1 - first) * step) for b in range(b0, b1)]
+            item = self.gather([(seqs[c], starts[c]) for c in cut])
+            yield item if in_worker and self.transform is None else apply_transform(self.transform, item.batches()[0])
 
 def _clips(self, seqs, starts):
     "Yield single clips as dicts of float32 numpy arrays, as `AMASS` does."
@@ -267,7 +288,8 @@ def _clips(self, seqs, starts):
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1)
         yield apply_transform(self.transform, clip)
 
-PackedAMASS._sources, PackedAMASS.gather, PackedAMASS._batch_for, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, _gather, _batch_for, _iter_shard, _clips
+PackedAMASS._sources, PackedAMASS._fill, PackedAMASS.gather, PackedAMASS.iter_shard, PackedAMASS._clips = _sources, _fill, _gather, _iter_shard, _clips
+PackedAMASS.batches_per_item = _batches_per_item
 
 # %% ../nbs/08_packed.ipynb #9a698626
 _PACK_EXAMPLES = """examples:

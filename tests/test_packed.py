@@ -75,16 +75,19 @@ def test_mixing_of_the_global_shuffle(tmp_path):
     assert np.mean([len({s for s, _ in clip_ids(b)}) for b in loader]) >= 32
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_resume_batches(ids, num_workers):
+@pytest.mark.parametrize("num_workers,batch_size,every_k", [(0, 6, False), (2, 6, False), (3, 2, True)])
+def test_resume_batches(ids, num_workers, batch_size, every_k):
+    """Workers send small batches several at a time; a restart after any batch continues the epoch exactly."""
     tree, store = ids
     def loader():
-        made = IterableLoader(PackedAMASS(store, 1, keep=1.0, data_keys=("trans",), shuffle=True, seed=2, batch_size=6),
+        made = IterableLoader(PackedAMASS(store, 1, keep=1.0, data_keys=("trans",), shuffle=True, seed=2, batch_size=batch_size),
                               batch_size=None, num_workers=num_workers)
         made.set_epoch(1)
         return made
     whole = [clip_ids(b) for b in loader()]
-    for k in (0, 1, len(whole) // 2, len(whole)):
+    assert len(whole) == len(loader()) and sorted(c for b in whole for c in b) == sorted((i, f) for i, n in enumerate(LENGTHS) for f in range(n))
+    if num_workers: assert loader().dataset.batches_per_item(num_workers) == 16          # really sent together
+    for k in (range(len(whole) + 1) if every_k else (0, 1, len(whole) // 2, len(whole))):
         first = loader()
         head = [clip_ids(b) for _, b in zip(range(k), first)]
         again = loader()
