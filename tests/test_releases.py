@@ -102,6 +102,9 @@ def test_packed_target_fps_matches(rates, tmp_path_factory):
     amass, packed = AMASS(root, 3, progress=False, **kwargs), PackedAMASS(store, 3, **kwargs)
     assert len(amass) == len(packed)
     assert all(np.array_equal(a[k], p[k]) for a, p in zip(amass, packed, strict=True) for k in a)
+    batched = IterableLoader(PackedAMASS(store, 3, batch_size=4, **kwargs), batch_size=None, num_workers=2)
+    from_batches = sorted(clip.numpy().tobytes() for b in batched for clip in b["trans"])
+    assert from_batches == sorted(a["trans"].tobytes() for a in amass)
 
 
 def test_upsampling_and_unknown_rates(rates, tmp_path_factory):
