@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'has_key', 'standard_keys', 'load_sequence', 'apply_transform',
            'npz_contents', 'resolve_rank', 'resolve_seed', 'ShardedClips', 'resolve_subdatasets', 'check_models',
-           'check_data_keys', 'effective_fps', 'AMASS', 'clip_ids', 'worker_init_fn', 'IterableLoader']
+           'check_data_keys', 'overridden_fps', 'effective_fps', 'AMASS', 'clip_ids', 'worker_init_fn',
+           'IterableLoader']
 
 # %% ../nbs/04_dataset.ipynb #398d144a
 import itertools
@@ -190,7 +191,7 @@ class ShardedClips(tudata.IterableDataset):
         "The order of the sequences in `epoch`."
         return sequence_order(len(self.counts), self.shuffle, self.seed, epoch, self.file_list_seed)
 
-# %% ../nbs/04_dataset.ipynb #1b7c6262
+# %% ../nbs/04_dataset.ipynb #93492381
 def resolve_subdatasets(root, subdatasets=None, split=None, splits="amass"):
     "(folder, sub-datasets) to read: `root` and those given, those of `split` in `splits` (a preset name or table), or all (None)."
     if split is None: return Path(root), subdatasets
@@ -220,14 +221,14 @@ def check_data_keys(index, data_keys):
             raise ValueError(f"data key {key!r} is missing from {index.paths[missing]} (it has {list(index.keys[missing])})")
     return data_keys
 
-def effective_fps(index, fps_overrides=None):
-    "Each sequence's frame rate, corrected by `fps_overrides` ({relative path or sub-dataset: fps})."
+def overridden_fps(fps, relative_paths, subdatasets, fps_overrides=None):
+    "Frame rates `fps`, corrected by `fps_overrides` ({relative path or sub-dataset: fps}; a path wins)."
     overrides = fps_overrides or {}
-    fps = index.fps.copy()
-    for i, (rel, sub) in enumerate(zip(index.relative_paths(), index.subdatasets)):
-        if rel in overrides: fps[i] = overrides[rel]
-        elif sub in overrides: fps[i] = overrides[sub]
-    return fps
+    return np.array([overrides.get(str(p), overrides.get(str(s), f)) for p, s, f in zip(relative_paths, subdatasets, fps)], dtype=np.float64)
+
+def effective_fps(index, fps_overrides=None):
+    "Each indexed sequence's frame rate, corrected by `fps_overrides`."
+    return overridden_fps(index.fps, index.relative_paths(), index.subdatasets, fps_overrides)
 
 # %% ../nbs/04_dataset.ipynb #53cae1f0
 def _usable(index, strict, check):

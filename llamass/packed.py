@@ -6,7 +6,7 @@
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'StoreError', 'default_frame_keys', 'read_manifest', 'amass_pack', 'PackedAMASS',
            'PackedBatches', 'amass_pack_cli']
 
-# %% ../nbs/08_packed.ipynb #e9f0255d
+# %% ../nbs/08_packed.ipynb #a1c7b995
 import json
 import math
 import shutil
@@ -19,7 +19,7 @@ import torch
 
 from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permuted_positions, rank_clip_count,
                            resampled_lengths, shard_range, source_frames, worker_clip_counts)
-from .dataset import DEFAULT_KEYS, POSE_SLICES, ShardedClips, apply_transform, check_models, load_sequence
+from .dataset import DEFAULT_KEYS, POSE_SLICES, ShardedClips, apply_transform, check_models, load_sequence, overridden_fps
 from .index import AMASSFileError, index_sequences
 from .tqdm import ProgressParallel, console_parser, user_errors
 
@@ -97,7 +97,7 @@ def amass_pack(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
     partial.rename(dst)
     return wanted
 
-# %% ../nbs/08_packed.ipynb #e613a7c8
+# %% ../nbs/08_packed.ipynb #f28dac65
 _CHUNK = 1 << 16  # positions planned at once: memory stays small whatever the dataset's size
 
 class PackedAMASS(ShardedClips):
@@ -131,17 +131,12 @@ class PackedAMASS(ShardedClips):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
         self.transform, self.batch_size, self.drop_last = transform, batch_size, bool(drop_last)
         with np.load(self.store / "sequences.npz") as tables: self.tables = {k: tables[k] for k in tables.files}
-        self.target_fps, self.fps = target_fps, self._fps(fps_overrides)
+        self.target_fps = target_fps
+        self.fps = overridden_fps(self.tables["fps"], self.tables["path"], self.tables["subdataset"], fps_overrides)
         self.ratios = np.array([check_target_fps(f, target_fps, p) for f, p in zip(self.fps, self.tables["path"])]) if target_fps else np.ones(len(self.fps))
         self._setup_sharding(resampled_lengths(self.tables["length"], self.ratios), clip_length, overlapping, keep, shuffle, seed,
                              rank, world_size, pad, file_list_seed)
         self._arrays = None
-
-    def _fps(self, overrides):
-        "Each sequence's frame rate, corrected by `overrides` ({relative path or sub-dataset: fps})."
-        overrides = overrides or {}
-        return np.array([overrides.get(p, overrides.get(s, f)) for p, s, f in
-                         zip(self.tables["path"], self.tables["subdataset"], self.tables["fps"])], dtype=np.float64)
 
     def __getstate__(self): return {**self.__dict__, "_arrays": None, "_source_list": None}   # each process maps the files itself
 
