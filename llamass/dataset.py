@@ -4,9 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'has_key', 'standard_keys', 'load_sequence', 'apply_transform',
-           'npz_contents', 'resolve_rank', 'resolve_seed', 'ShardedClips', 'resolve_subdatasets', 'check_models',
-           'check_data_keys', 'overridden_fps', 'effective_fps', 'AMASS', 'clip_ids', 'worker_init_fn',
-           'IterableLoader']
+           'npz_contents', 'resolve_rank', 'resolve_seed', 'ShardedClips', 'check_models', 'check_data_keys',
+           'overridden_fps', 'effective_fps', 'AMASS', 'clip_ids', 'worker_init_fn', 'IterableLoader']
 
 # %% ../nbs/04_dataset.ipynb #398d144a
 import itertools
@@ -22,7 +21,7 @@ import torch.utils.data as tudata
 from .clips import (batch_count, check_clip_length, check_keep, check_target_fps, clip_counts, kept_windows, keep_slice,
                            rank_clip_count, resampled_lengths, rng_for, round_robin_progress, sequence_order, shard_plan,
                            source_frames, worker_clip_counts)
-from .splits import resolve_splits, split_presets
+from .splits import resolve_subdatasets
 from .index import AMASSFileError, GENDER_CODES, MODEL_WIDTHS, gender_code, index_sequences
 
 # %% ../nbs/04_dataset.ipynb #736949ba
@@ -192,18 +191,6 @@ class ShardedClips(tudata.IterableDataset):
         return sequence_order(len(self.counts), self.shuffle, self.seed, epoch, self.file_list_seed)
 
 # %% ../nbs/04_dataset.ipynb #93492381
-def resolve_subdatasets(root, subdatasets=None, split=None, splits="amass"):
-    "(folder, sub-datasets) to read: `root` and those given, those of `split` in `splits` (a preset name or table), or all (None)."
-    if split is None: return Path(root), subdatasets
-    if subdatasets is not None: raise ValueError("give subdatasets or split, not both")
-    table = split_presets[splits] if isinstance(splits, str) else splits
-    if split not in table: raise ValueError(f"split {split!r} is not one of {sorted(table)}")
-    if (Path(root) / split).is_dir(): return Path(root) / split, None     # already moved there by amass_split_dirs
-    present = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
-    chosen = resolve_splits(table, present)[0][split]
-    if not chosen: raise FileNotFoundError(f"split {split!r} has no sub-dataset in {root} (it has {present})")
-    return Path(root), chosen
-
 def check_models(index):
     "Raise `ValueError` naming one file of each body model when `index` mixes SMPL+H and SMPL-X."
     first = {}
