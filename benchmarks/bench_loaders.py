@@ -116,7 +116,7 @@ def _forever(make):
 # ---------------------------------------------------------------- the parent: data, runs, table
 def prepare(fraction):
     "The replica folder and its packed store, built once per fraction."
-    from llamass.packed import amass_pack
+    from llamass.store import amass_pack
     from llamass.synthetic import replica_lengths, write_replica
     root, store = OUT / f"replica_{fraction}", OUT / f"store_{fraction}"
     if not (root / ".complete").exists():
@@ -158,7 +158,7 @@ def file_throughput(root, store):
     "Rows for reading the files with cat, indexing them and packing them (MB/s of npz files)."
     from measure import run_command
     from llamass.index import index_sequences
-    from llamass.packed import amass_pack
+    from llamass.store import amass_pack
     files = sorted(root.rglob("*.npz"))
     mb = sum(f.stat().st_size for f in files) / 1e6
     subprocess.run(["cat", *map(str, files)], stdout=subprocess.DEVNULL, check=True)

@@ -6,7 +6,7 @@ import torch
 import llamass.packed as packed_module
 from llamass.core import AMASS, IterableLoader, PackedAMASS, StoreError, amass_pack
 from llamass.dataset import clip_ids
-from llamass.packed import read_manifest
+from llamass.store import read_manifest
 from llamass.synthetic import identified_sequence, write_tree
 
 LENGTHS = [23, 7, 40, 12, 31, 2, 18]
