@@ -8,7 +8,7 @@ __all__ = ['NPY_MAGIC', 'MAX_HEADER_SIZE', 'MAX_DEFLATE_RATIO', 'NpyMember', 'MO
            'is_sequence_file', 'walk_sequences', 'npz_paths', 'parse_npy_header', 'read_npy_header', 'npy_member',
            'npy_value', 'npz_keys', 'member_of', 'array_problem', 'text_value', 'frame_rate', 'gender_code',
            'model_type', 'open_regular', 'subdataset_of', 'sequence_info', 'SequenceIndex', 'index_sequences',
-           'npz_len', 'npz_lens', 'save_lens', 'load_lens']
+           'width_check', 'npz_len', 'npz_lens', 'save_lens', 'load_lens']
 
 # %% ../nbs/02_index.ipynb #9c1c9c82
 import gzip
@@ -19,7 +19,7 @@ import stat
 import struct
 import threading
 import zipfile
-from collections import namedtuple
+from collections import Counter, namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file, not hidden)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz") and not name.startswith(".")
 
-# %% ../nbs/02_index.ipynb #528d6431
+# %% ../nbs/02_index.ipynb #47f7e826
 def _folder_id(path):
     "(device, inode) of the folder `path` points to: the same for every link to it."
     info = os.stat(path)
@@ -111,7 +111,7 @@ def _numpy_header(text, version):
     read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
     with _NUMPY_PARSER: return read(stream)
 
-# %% ../nbs/02_index.ipynb #b928a251
+# %% ../nbs/02_index.ipynb #a5f8db8b
 def _read_exactly(stream, n, what):
     "`n` bytes from `stream`, or ValueError naming `what` was cut short."
     data = stream.read(n)
@@ -133,7 +133,7 @@ def read_npy_header(stream):
     if not all(type(n) is int and n >= 0 for n in shape): raise ValueError(f"invalid shape {shape}")
     return shape, fortran_order, dtype, 8 + struct.calcsize(length_format) + length
 
-# %% ../nbs/02_index.ipynb #8c38d541
+# %% ../nbs/02_index.ipynb #48cd8149
 MAX_DEFLATE_RATIO = 1032  # deflate cannot shrink data more than this
 
 NpyMember = namedtuple("NpyMember", "name shape dtype fortran_order offset")  # an .npy member's header
@@ -178,7 +178,7 @@ FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")  # legacy, MoSh++
 TEXT_KEYS = ("gender", "surface_model_type")
 REAL_KINDS = "iuf"  # numpy dtype kinds of real numbers
 
-# %% ../nbs/02_index.ipynb #09c3575a
+# %% ../nbs/02_index.ipynb #2a1e0087
 def npz_keys(names):
     "The array names of an npz whose zip members are `names`, as `np.load(...).files` lists them."
     return tuple(sorted({n[:-4] if n.endswith(".npy") else n for n in names}))
@@ -199,7 +199,7 @@ def array_problem(key, shape, dtype, n_frames):
     width = PER_FRAME_WIDTHS[key]
     if width is not None and shape[1] != width: return f"{key!r} should have {width} parameters per frame, has {shape[1]}"
 
-# %% ../nbs/02_index.ipynb #bc901452
+# %% ../nbs/02_index.ipynb #d9d0b442
 def text_value(value, key):
     "The `str` in `value`, a single `str` or `bytes` value (a 0-d array, usually) stored as `key`."
     value = np.asarray(value)
@@ -235,7 +235,7 @@ def model_type(surface_model, width, path):
         raise AMASSFileError(f"{path}: surface_model_type {surface_model!r} but 'poses' has {width} parameters per frame ({MODEL_WIDTHS[width]})")
     return MODEL_WIDTHS[width]
 
-# %% ../nbs/02_index.ipynb #1e2ea406
+# %% ../nbs/02_index.ipynb #cad7c0ac
 def _kind_of(mode):
     "What a non-regular file is, from its `st_mode`."
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
@@ -250,7 +250,7 @@ def open_regular(path):
     if not stat.S_ISREG(mode): os.close(fd); raise AMASSFileError(f"{path}: not a regular file ({_kind_of(mode)})")
     return os.fdopen(fd, "rb")
 
-# %% ../nbs/02_index.ipynb #70ac813c
+# %% ../nbs/02_index.ipynb #50caa3c9
 CHECKED_KEYS = (*PER_FRAME_WIDTHS, *PER_SEQUENCE_ARRAYS, *FRAME_RATE_KEYS, *TEXT_KEYS)
 
 def _read_sequence(stream, path, extra_keys=()):
@@ -279,7 +279,7 @@ def _checked_info(path, members, values):
     surface_model = text_value(values["surface_model_type"], "surface_model_type") if "surface_model_type" in values else None
     return n_frames, (rates[0] if rates else None), model_type(surface_model, poses.shape[1], path)
 
-# %% ../nbs/02_index.ipynb #b57a8c05
+# %% ../nbs/02_index.ipynb #a4e5c921
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
@@ -361,6 +361,26 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True, 
                          fps=np.array([np.nan if i["fps"] is None else i["fps"] for i in infos], dtype=np.float64),
                          keys=tuple(i["keys"] for i in infos), models=tuple(i["model"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else (), shapes=tuple(i["shapes"] for i in infos))
+
+# %% ../nbs/02_index.ipynb #2617760e
+def _item_shape(key, shape):
+    "The shape of one frame's values of array `key` (the whole shape for per-sequence arrays)."
+    return tuple(shape) if key in PER_SEQUENCE_ARRAYS else tuple(shape[1:])
+
+def width_check(index, keys):
+    "check(i): why sequence i's arrays `keys` have another width than most files' (a string naming the file), or None."
+    if not index.shapes: return lambda i: None
+    common = {}
+    for key in keys:
+        widths = Counter(_item_shape(key, shapes[key]) for shapes in index.shapes if key in shapes)
+        if widths: common[key] = widths.most_common(1)[0][0]
+    def check(i):
+        shapes = index.shapes[i]
+        wrong = next((k for k in common if k in shapes and _item_shape(k, shapes[k]) != common[k]), None)
+        if wrong is None: return None
+        per = "per sequence" if wrong in PER_SEQUENCE_ARRAYS else "per frame"
+        return f"{index.paths[i]}: {wrong!r} has shape {shapes[wrong]}, other files have {common[wrong]} {per}"
+    return check
 
 # %% ../nbs/02_index.ipynb #fd0afefd
 def npz_len(npz_path, strict=True, root=None, with_md5=True):
