@@ -146,7 +146,7 @@ def create_array(path, rows, width):
 
 def write_at(fd, array, offset):
     "Write the bytes of `array` into file `fd` at byte `offset` (all of them; OSError on a full disk)."
-    data = memoryview(np.ascontiguousarray(array)).cast("B")
+    data = memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
     while len(data):
         written = os.pwrite(fd, data, offset)
         data, offset = data[written:], offset + written
@@ -354,7 +354,8 @@ def _refuse_or_replace(dst, wanted, force):
 def _space_error(e, dst, nbytes):
     "A one-line `StoreError` for an `OSError` while writing the store `dst` of about `nbytes`."
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return StoreError(f"not enough space for the store {dst} (it needs {nbytes / 1e9:.2f} GB): {e.strerror}")
+        size = f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+        return StoreError(f"not enough space for the store {dst} (it needs {size}): {e.strerror}")
     return StoreError(f"cannot write the store {dst}: {e.strerror or e}")
 
 def _swap_in(partial, dst):
@@ -394,10 +395,10 @@ def pack_store(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
         keys = frame_keys(index, keys)
         widths = _key_widths(index, keys)
         wanted = _manifest(index, keys, widths, source_stats(index.paths))
-        if _refuse_or_replace(dst, wanted, force): return wanted, False
         partial = dst.with_name(f".{dst.name}.partial")
         for leftover in (partial, dst.with_name(f".{dst.name}.old")):
             if leftover.exists(): shutil.rmtree(leftover)         # left by a run that was killed
+        if _refuse_or_replace(dst, wanted, force): return wanted, False
         try:
             partial.mkdir()
             manifest = _write_store(index, keys, widths, partial, n_jobs, progress)
