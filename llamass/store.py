@@ -74,7 +74,9 @@ def check_destination(src, # the unpacked AMASS folder
 # %% ../nbs/09_store.ipynb #0a4c0a2e
 _HEADER_LOCK = threading.Lock()  # ast.literal_eval in numpy's header parser is not thread-safe (CPython #106905)
 
-def _shape_text(want): return "(" + ", ".join("any" if w is None else str(w) for w in want) + ("," if len(want) == 1 else "") + ")"
+def _shape_text(want):
+    "A shape to expect, as text: None is 'any'."
+    return "(" + ", ".join("any" if w is None else str(w) for w in want) + ("," if len(want) == 1 else "") + ")"
 
 def _check_header(path, key, shape, dtype, want):
     "`AMASSFileError` unless array `key` of `path` holds real numbers of shape `want` (None: any size)."
@@ -102,11 +104,11 @@ def read_member(zf,   # an open npz zip
     return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 # %% ../nbs/09_store.ipynb #8c2e5d3f
-def _frames(zf, key, path, model, n_frames, width):
-    "The float32 (n_frames, width) array `key`, from the file or sliced from `poses`."
-    if f"{key}.npy" in zf.namelist(): return read_member(zf, key, path, (n_frames, width)).astype(np.float32)
+def _frames(zf, key, path, model, n_frames, width, read):
+    "The float32 (n_frames, width) array `key`, from the file or sliced from `poses` (`read(key, shape)` reads an array once)."
+    if f"{key}.npy" in zf.namelist(): return read(key, (n_frames, width)).astype(np.float32)
     start, stop = POSE_SLICES[model][key]
-    poses = read_member(zf, "poses", path, (n_frames, None))
+    poses = read("poses", (n_frames, None))
     if poses.shape[1] < stop: raise AMASSFileError(f"{path}: 'poses' has {poses.shape[1]} parameters per frame, too few for {key!r}")
     return poses[:, start:stop].astype(np.float32)
 
@@ -117,7 +119,9 @@ def read_sequence(path,     # a sequence's .npz file
     "({key: float32 per-frame array}, betas as float32, gender code) of one sequence, checked."
     try:
         with zipfile.ZipFile(path) as zf:
-            frames = {k: _frames(zf, k, path, model, n_frames, w) for k, w in widths.items() if k != "betas"}
+            arrays, shapes = {}, {k: (n_frames, w) for k, w in widths.items()}
+            read = lambda key, want: arrays[key] if key in arrays else arrays.setdefault(key, read_member(zf, key, path, shapes.get(key, want)))
+            frames = {k: _frames(zf, k, path, model, n_frames, w, read) for k, w in widths.items() if k != "betas"}
             if "betas.npy" not in zf.namelist(): raise AMASSFileError(f"{path}: no 'betas' array")
             if "gender.npy" not in zf.namelist(): raise AMASSFileError(f"{path}: no 'gender' array")
             betas = read_member(zf, "betas", path, (widths.get("betas"),)).astype(np.float32)
