@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import joblib
 import numpy as np
 
 from .dataset import DEFAULT_KEYS, POSE_SLICES, check_models, has_key
-from .index import AMASSFileError, gender_code, index_sequences
+from .index import AMASSFileError, gender_code, index_sequences, read_npy_header
 from .synthetic import npz_bytes
 from .tqdm import LockError, ProgressParallel, console_parser, folder_lock, user_errors, warn
 
@@ -72,8 +71,6 @@ def check_destination(src, # the unpacked AMASS folder
     return src, dst
 
 # %% ../nbs/09_store.ipynb #0a4c0a2e
-_HEADER_LOCK = threading.Lock()  # ast.literal_eval in numpy's header parser is not thread-safe (CPython #106905)
-
 def _shape_text(want):
     "A shape to expect, as text: None is 'any'."
     return "(" + ", ".join("any" if w is None else str(w) for w in want) + ("," if len(want) == 1 else "") + ")"
@@ -91,10 +88,7 @@ def read_member(zf,   # an open npz zip
     "Array `key` of `zf`, its header checked against `want` before its data is read."
     name = f"{key}.npy"
     with zf.open(name) as f:
-        with _HEADER_LOCK:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(f)
+        shape, fortran, dtype, _ = read_npy_header(f)
         if want is not None: _check_header(path, key, shape, dtype, want)
         elif dtype.kind not in "US" or math.prod(shape) != 1: raise AMASSFileError(f"{path}: {key!r} is not one name ({dtype}, shape {shape})")
         nbytes = math.prod(shape) * dtype.itemsize
