@@ -6,8 +6,10 @@ import roma
 import torch
 from hypothesis import given, settings, strategies as st
 
-from llamass.motion import (BODY_JOINTS, FINGER_JOINTS, FOOT_JOINTS, JOINT_NAMES, UP_AXES, about_up, canonicalize,
-                            foot_contacts, heading, joint_velocities, mirror, mirror_points, move_body, move_points)
+from llamass.features import FINGER_JOINT_NAMES
+from llamass.motion import (BODY_JOINTS, FOOT_JOINTS, JOINT_NAMES, UP_AXES, about_up, canonicalize, foot_contacts, heading,
+                            joint_velocities, mirror, mirror_points, move_body, move_points)
+from llamass.transforms import Skeleton, joint_positions
 
 F64 = torch.float64
 
@@ -17,7 +19,7 @@ def parents_of(names):
     parents = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
     parents += [15 for n in names[22:] if n in ("jaw", "left_eye", "right_eye")]
     for wrist in (20, 21):
-        for k in range(len(FINGER_JOINTS)): parents.append(wrist if k % 3 == 0 else len(parents) - 1)
+        for k in range(len(FINGER_JOINT_NAMES)): parents.append(wrist if k % 3 == 0 else len(parents) - 1)
     return parents
 
 
@@ -33,14 +35,8 @@ def symmetric_skeleton(names, seed=0):
 
 
 def fk(poses, trans, rest, parents):
-    "Joint positions (..., T, J, 3): global rotations chained from the root, root joint at trans + rest[0]."
-    local = roma.rotvec_to_rotmat(poses.reshape(*poses.shape[:-1], -1, 3))
-    rots, points = [local[..., 0, :, :]], [trans + rest[0]]
-    for j in range(1, len(parents)):
-        p = parents[j]
-        rots.append(rots[p] @ local[..., j, :, :])
-        points.append(points[p] + (rots[p] @ (rest[j] - rest[p])[..., None])[..., 0])
-    return torch.stack(points, -2)
+    "Joint positions (..., T, J, 3) by llamass's forward kinematics on the skeleton (parents, rest)."
+    return joint_positions(poses, Skeleton(parents, rest), trans)
 
 
 def random_clips(model, batch, frames, seed):
@@ -74,6 +70,17 @@ def test_fk_of_canonicalized_parameters_equals_canonicalized_joints(model, up, s
     if up == "z":   # canonical already: canonicalizing again changes nothing (a Y-up result is no longer AMASS's Z-up input)
         again = canonicalize(canon, up=up, pelvis=rest[0])
         for key in ("trans", "joints"): assert torch.allclose(again[key], canon[key], atol=1e-7)
+
+
+@settings(max_examples=10, deadline=None)
+@given(up=ups, seed=seeds)
+def test_canonicalization_on_smplh_mean_skeleton(up, seed):
+    skeleton = Skeleton.smplh_body()   # SMPL+H's own (asymmetric) rest joints, 22 body joints
+    poses, trans = random_clips("smplh", 3, 5, seed)
+    batch = {"poses": poses, "trans": trans, "joints": joint_positions(poses, skeleton, trans)}
+    canon = canonicalize(batch, up=up, pelvis=skeleton.rest_joints[0])
+    assert torch.allclose(joint_positions(canon["poses"], skeleton, canon["trans"]), canon["joints"], atol=1e-5, rtol=0)
+    assert torch.allclose(canon["joints"][:, 0, 0, torch.arange(3) != UP_AXES[up]], torch.zeros(3, 2, dtype=F64), atol=1e-9)
 
 
 @settings(max_examples=10, deadline=None)
@@ -126,16 +133,16 @@ def test_mirroring_keeps_a_canonical_clip_canonical():
     assert not torch.allclose(mirrored["joints"], canon["joints"])
 
 
-def test_an_asymmetric_skeleton_mirrors_within_its_asymmetry():
-    "SMPL+H's real rest skeleton is a few mm asymmetric: FK of mirrored parameters then differs by about that, chained."
-    names = JOINT_NAMES["smplh"]
-    parents = parents_of(names)
-    skew = 0.003 * torch.randn(len(names), 3, generator=torch.Generator().manual_seed(9), dtype=F64)
-    rest = symmetric_skeleton(names, 4) + skew
-    poses, trans = random_clips("smplh", 2, 4, 4)
-    mirrored = mirror({"poses": poses, "trans": trans}, pelvis=rest[0])
-    error = (fk(mirrored["poses"], mirrored["trans"], rest, parents) - mirror_points(fk(poses, trans, rest, parents), names)).norm(dim=-1)
-    assert 0.001 < error.max() < 2 * len(names) * skew.norm(dim=-1).max()
+def test_smplh_mean_skeleton_mirrors_within_its_asymmetry():
+    "SMPL+H's rest skeleton is up to 10 mm asymmetric: FK of mirrored parameters differs from the mirror image by about that, chained."
+    skeleton = Skeleton.smplh_body()
+    asymmetry = (skeleton.rest_joints - mirror_points(skeleton.rest_joints, BODY_JOINTS)).norm(dim=-1).max()
+    poses, trans = random_clips("smplh", 4, 6, 4)
+    mirrored = mirror({"poses": poses, "trans": trans}, pelvis=skeleton.rest_joints[0])
+    error = (joint_positions(mirrored["poses"], skeleton, mirrored["trans"])
+             - mirror_points(joint_positions(poses, skeleton, trans), BODY_JOINTS)).norm(dim=-1)
+    assert 0.005 < asymmetry < 0.015
+    assert asymmetry / 2 < error.max() < 0.05
 
 
 @settings(max_examples=15, deadline=None)
