@@ -6,13 +6,14 @@
 __all__ = ['NPY_MAGIC', 'MAX_HEADER_SIZE', 'MAX_DEFLATE_RATIO', 'NpyMember', 'MODEL_WIDTHS', 'GENDER_CODES', 'PER_FRAME_WIDTHS',
            'PER_SEQUENCE_ARRAYS', 'FRAME_RATE_KEYS', 'TEXT_KEYS', 'REAL_KINDS', 'CHECKED_KEYS', 'AMASSFileError',
            'is_sequence_file', 'walk_sequences', 'npz_paths', 'parse_npy_header', 'read_npy_header', 'npy_member',
-           'npy_value', 'npz_keys', 'member_of', 'array_problem', 'text_value', 'frame_rate', 'gender_code',
-           'model_type', 'open_regular', 'subdataset_of', 'sequence_info', 'SequenceIndex', 'index_sequences',
-           'width_check', 'npz_len', 'npz_lens', 'save_lens', 'load_lens']
+           'npz_keys', 'member_of', 'array_problem', 'text_value', 'frame_rate', 'gender_code', 'model_type',
+           'open_regular', 'subdataset_of', 'sequence_info', 'SequenceIndex', 'index_sequences', 'width_check',
+           'npz_len', 'npz_lens', 'save_lens', 'load_lens']
 
 # %% ../nbs/02_index.ipynb #9c1c9c82
 import gzip
 import json
+import math
 import os
 import re
 import stat
@@ -37,7 +38,7 @@ def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file, not hidden)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz") and not name.startswith(".")
 
-# %% ../nbs/02_index.ipynb #47f7e826
+# %% ../nbs/02_index.ipynb #20ead736
 def _folder_id(path):
     "(device, inode) of the folder `path` points to: the same for every link to it."
     info = os.stat(path)
@@ -111,7 +112,7 @@ def _numpy_header(text, version):
     read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
     with _NUMPY_PARSER: return read(stream)
 
-# %% ../nbs/02_index.ipynb #a5f8db8b
+# %% ../nbs/02_index.ipynb #0c6bfd1a
 def _read_exactly(stream, n, what):
     "`n` bytes from `stream`, or ValueError naming `what` was cut short."
     data = stream.read(n)
@@ -133,10 +134,10 @@ def read_npy_header(stream):
     if not all(type(n) is int and n >= 0 for n in shape): raise ValueError(f"invalid shape {shape}")
     return shape, fortran_order, dtype, 8 + struct.calcsize(length_format) + length
 
-# %% ../nbs/02_index.ipynb #48cd8149
+# %% ../nbs/02_index.ipynb #359c16d1
 MAX_DEFLATE_RATIO = 1032  # deflate cannot shrink data more than this
 
-NpyMember = namedtuple("NpyMember", "name shape dtype fortran_order offset")  # an .npy member's header
+NpyMember = namedtuple("NpyMember", "name shape dtype fortran_order offset value", defaults=(None,))  # an .npy member
 
 def _size_problem(info, archive_size):
     "Why the zip member `info` cannot hold what its directory entry claims, or None."
@@ -147,26 +148,27 @@ def _size_problem(info, archive_size):
     if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 1024:
         return f"claims {info.file_size} bytes from {info.compress_size} compressed bytes"
 
-def npy_member(zf, name, archive_size):
-    "The header (`NpyMember`) of the `.npy` member `name` of the open zip `zf`, checked against the member's size."
+def _read_value(stream, member, max_bytes):
+    "The array of the small `member`, read from `stream` (at its first data byte) to the end, so that its CRC is checked."
+    if member.dtype.hasobject: raise ValueError(f"member {member.name!r} holds Python objects ({member.dtype})")
+    if member.dtype.itemsize * math.prod(member.shape) > max_bytes:
+        raise ValueError(f"member {member.name!r} should be a single value, has shape {member.shape}")
+    data = stream.read()
+    flat = np.frombuffer(data, dtype=member.dtype) if member.dtype.itemsize else np.zeros(len(data), member.dtype)
+    return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
+
+def npy_member(zf, name, archive_size, read_value=False, max_bytes=1 << 16):
+    "The `NpyMember` `name` of the open zip `zf`, its header checked against its size; with its value if `read_value`."
     info = zf.getinfo(name)
     problem = _size_problem(info, archive_size)
     if problem: raise ValueError(f"member {name!r} {problem}")
-    with zf.open(info) as stream: shape, fortran_order, dtype, offset = read_npy_header(stream)
-    if dtype.hasobject: return NpyMember(name, shape, dtype, fortran_order, offset)  # a pickle: refused where it is read
-    claimed = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if claimed != info.file_size:
-        raise ValueError(f"member {name!r}: its header claims shape {shape} of {dtype} ({claimed} bytes) but it holds {info.file_size} bytes")
-    return NpyMember(name, shape, dtype, fortran_order, offset)
-
-def npy_value(zf, member, max_bytes=1 << 16):
-    "The array of a small `NpyMember` of `zf`, read whole (so that its CRC is checked)."
-    if member.dtype.hasobject: raise ValueError(f"member {member.name!r} holds Python objects ({member.dtype})")
-    if member.dtype.itemsize * int(np.prod(member.shape, dtype=object)) > max_bytes:
-        raise ValueError(f"member {member.name!r} should be a single value, has shape {member.shape}")
-    with zf.open(member.name) as stream: data = stream.read()[member.offset:]
-    flat = np.frombuffer(data, dtype=member.dtype) if member.dtype.itemsize else np.zeros(len(data), member.dtype)
-    return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
+    with zf.open(info) as stream:
+        shape, fortran_order, dtype, offset = read_npy_header(stream)
+        member = NpyMember(name, shape, dtype, fortran_order, offset)
+        claimed = member.offset + math.prod(member.shape) * member.dtype.itemsize
+        if claimed != info.file_size and not member.dtype.hasobject:  # a pickle has a size of its own: refused where read
+            raise ValueError(f"member {name!r}: its header claims shape {member.shape} of {member.dtype} ({claimed} bytes) but it holds {info.file_size} bytes")
+        return member._replace(value=_read_value(stream, member, max_bytes)) if read_value else member
 
 # %% ../nbs/02_index.ipynb #4a3ead14
 MODEL_WIDTHS = {156: "smplh", 165: "smplx"}  # parameters per frame of `poses`
@@ -178,7 +180,7 @@ FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")  # legacy, MoSh++
 TEXT_KEYS = ("gender", "surface_model_type")
 REAL_KINDS = "iuf"  # numpy dtype kinds of real numbers
 
-# %% ../nbs/02_index.ipynb #2a1e0087
+# %% ../nbs/02_index.ipynb #8aabdfea
 def npz_keys(names):
     "The array names of an npz whose zip members are `names`, as `np.load(...).files` lists them."
     return tuple(sorted({n[:-4] if n.endswith(".npy") else n for n in names}))
@@ -199,7 +201,7 @@ def array_problem(key, shape, dtype, n_frames):
     width = PER_FRAME_WIDTHS[key]
     if width is not None and shape[1] != width: return f"{key!r} should have {width} parameters per frame, has {shape[1]}"
 
-# %% ../nbs/02_index.ipynb #d9d0b442
+# %% ../nbs/02_index.ipynb #d6d21755
 def text_value(value, key):
     "The `str` in `value`, a single `str` or `bytes` value (a 0-d array, usually) stored as `key`."
     value = np.asarray(value)
@@ -235,7 +237,7 @@ def model_type(surface_model, width, path):
         raise AMASSFileError(f"{path}: surface_model_type {surface_model!r} but 'poses' has {width} parameters per frame ({MODEL_WIDTHS[width]})")
     return MODEL_WIDTHS[width]
 
-# %% ../nbs/02_index.ipynb #cad7c0ac
+# %% ../nbs/02_index.ipynb #7cfd21b9
 def _kind_of(mode):
     "What a non-regular file is, from its `st_mode`."
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
@@ -250,7 +252,7 @@ def open_regular(path):
     if not stat.S_ISREG(mode): os.close(fd); raise AMASSFileError(f"{path}: not a regular file ({_kind_of(mode)})")
     return os.fdopen(fd, "rb")
 
-# %% ../nbs/02_index.ipynb #50caa3c9
+# %% ../nbs/02_index.ipynb #a12c78a8
 CHECKED_KEYS = (*PER_FRAME_WIDTHS, *PER_SEQUENCE_ARRAYS, *FRAME_RATE_KEYS, *TEXT_KEYS)
 
 def _read_sequence(stream, path, extra_keys=()):
@@ -263,8 +265,8 @@ def _read_sequence(stream, path, extra_keys=()):
         checked = [k for k in dict.fromkeys((*CHECKED_KEYS, *extra_keys)) if k in keys]
         twice = next((member_of(names, k) for k in checked if names.count(member_of(names, k)) > 1), None)
         if twice: raise AMASSFileError(f"{path}: holds more than one member named {twice!r}")
-        members = {k: npy_member(zf, member_of(names, k), size) for k in checked}
-        values = {k: npy_value(zf, members[k]) for k in checked if k in FRAME_RATE_KEYS + TEXT_KEYS}
+        members = {k: npy_member(zf, member_of(names, k), size, read_value=k in FRAME_RATE_KEYS + TEXT_KEYS) for k in checked}
+        values = {k: m.value for k, m in members.items() if k in FRAME_RATE_KEYS + TEXT_KEYS}
     return keys, members, values
 
 def _checked_info(path, members, values):
@@ -279,7 +281,7 @@ def _checked_info(path, members, values):
     surface_model = text_value(values["surface_model_type"], "surface_model_type") if "surface_model_type" in values else None
     return n_frames, (rates[0] if rates else None), model_type(surface_model, poses.shape[1], path)
 
-# %% ../nbs/02_index.ipynb #a4e5c921
+# %% ../nbs/02_index.ipynb #4e4cf9bf
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
@@ -362,7 +364,7 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True, 
                          keys=tuple(i["keys"] for i in infos), models=tuple(i["model"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else (), shapes=tuple(i["shapes"] for i in infos))
 
-# %% ../nbs/02_index.ipynb #2617760e
+# %% ../nbs/02_index.ipynb #8974a2d6
 def _item_shape(key, shape):
     "The shape of one frame's values of array `key` (the whole shape for per-sequence arrays)."
     return tuple(shape) if key in PER_SEQUENCE_ARRAYS else tuple(shape[1:])

@@ -274,16 +274,16 @@ def test_header_claiming_fewer_frames_than_stored(tmp_path):
 
 # ---------------------------------------------------------------- 15.6: gender, frame rate and body model as scalars
 
-SCALARS = {"gender_pair": ({"gender": np.array(["male", "female"])}, "'gender' should be a single str or bytes value, has shape (2,)"),
-           "gender_empty": ({"gender": np.array([], dtype="U4")}, "'gender' should be a single str or bytes value, has shape (0,)"),
-           "gender_ff": ({"gender": np.array(b"\xff")}, "'gender' is not text"),
-           "gender_number": ({"gender": np.array(1.0)}, "'gender' should be a single str or bytes value"),
-           "rate_abc": ({"mocap_framerate": np.array("abc")}, "'mocap_framerate' should be a single real number"),
-           "rate_pair": ({"mocap_framerate": np.array([120, 60])}, "'mocap_framerate' should be a single real number, has shape (2,)"),
+SCALARS = {"gender_pair": ({"gender": np.array(["male", "female"])}, "'gender' should be a single str or bytes value, has shape (2,) of <U6"),
+           "gender_empty": ({"gender": np.array([], dtype="U4")}, "'gender' should be a single str or bytes value, has shape (0,) of <U4"),
+           "gender_ff": ({"gender": np.array(b"\xff")}, "'gender' is not text (b'\\xff')"),
+           "gender_number": ({"gender": np.array(1.0)}, "'gender' should be a single str or bytes value, has shape () of float64"),
+           "rate_abc": ({"mocap_framerate": np.array("abc")}, "'mocap_framerate' should be a single real number, has shape () of <U3"),
+           "rate_pair": ({"mocap_framerate": np.array([120, 60])}, "'mocap_framerate' should be a single real number, has shape (2,) of int64"),
            "rate_complex": ({"mocap_framerate": np.array(120 + 0j)}, "'mocap_framerate' should be a single real number, has shape () of complex128"),
            "rate_nan": ({"mocap_framerate": np.array(np.nan)}, "'mocap_framerate' should be a positive frame rate, is nan"),
-           "model_array": ({"surface_model_type": np.array(["smplh", "smplh"])}, "'surface_model_type' should be a single str or bytes value"),
-           "model_wrong": ({"surface_model_type": np.array("smplx")}, "surface_model_type 'smplx' but 'poses' has 156 parameters per frame")}
+           "model_array": ({"surface_model_type": np.array(["smplh", "smplh"])}, "'surface_model_type' should be a single str or bytes value, has shape (2,) of <U5"),
+           "model_wrong": ({"surface_model_type": np.array("smplx")}, "surface_model_type 'smplx' but 'poses' has 156 parameters per frame (smplh)")}
 
 
 @pytest.mark.parametrize("name", sorted(SCALARS))
@@ -291,7 +291,7 @@ def test_bad_scalar_named_in_one_line(tmp_path, name):
     changes, message = SCALARS[name]
     root = tree(tmp_path, n_good=2, **{name: legacy(**changes)})
     with pytest.raises(AMASSFileError) as error: AMASS(root, 4, progress=False)
-    assert str(error.value) == f"{root / 'DS' / name}_poses.npz: {message}" or str(error.value).startswith(f"{root / 'DS' / name}_poses.npz: {message}")
+    assert str(error.value) == f"{root / 'DS' / name}_poses.npz: {message}"
     ds, messages = skipped(lambda: AMASS(root, 4, strict=False, progress=False))
     assert len(ds.index) == 2 and len(messages) == 1 and f"{name}_poses.npz" in messages[0]
     status, out, err = run_console(amass_info, [str(root), "-q"])
