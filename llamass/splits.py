@@ -15,7 +15,7 @@ from pathlib import Path
 from .tqdm import console_parser, user_errors, warn, folder_lock, LockError
 from .unpack import SPLIT_JOURNAL, check_folder_name, read_split_journal
 
-# %% ../nbs/06_splits.ipynb #0876c210
+# %% ../nbs/06_splits.ipynb #be6c99fd
 # Where the names come from:
 # - legacy folders: the original llamass tables and checksum list (`llamass.unpack.hashes`: archive stem -> folder),
 #   which follow the AMASS authors' prepare_data.py (github.com/nghorbani/amass, src/amass/data/prepare_data.py);
@@ -28,7 +28,7 @@ from .unpack import SPLIT_JOURNAL, check_folder_name, read_split_journal
 subdataset_names = {
     "ACCAD": [], "BMLhandball": [], "BMLmovi": [], "CMU": [], "DanceDB": [], "EKUT": [], "HumanEva": [], "KIT": [],
     "SFU": [], "TotalCapture": [],
-    "BioMotionLab_NTroje": ["BMLrub"],
+    "BioMotionLab_NTroje": ["BMLrub", "BML"],   # BML: its name in the AMASS authors' first split table
     "DFaust_67": ["DFaust67", "DFaust"],
     "Eyes_Japan_Dataset": ["EyesJapanDataset"],
     "MPI_HDM05": ["MPIHDM05", "HDM05"],
@@ -38,7 +38,6 @@ subdataset_names = {
     "TCD_handMocap": ["TCDhandMocap", "TCDHands"],
     "Transitions_mocap": ["Transitionsmocap", "Transitions"],
     "CNRS": [], "GRAB": [], "HUMAN4D": [], "SOMA": [], "WEIZMANN": [],   # added after the paper
-    "BML": [],                                                          # named by the original table
 }
 
 def names_of(name):
@@ -54,7 +53,7 @@ _NEWER = ["CNRS", "GRAB", "HUMAN4D", "SOMA", "WEIZMANN"]
 amass_splits = {   # the original llamass table: the AMASS paper's hold-out, every other sub-dataset in train
     "val": ["HumanEva", "MPI_HDM05", "SFU", "MPI_mosh"],
     "test": ["Transitions_mocap", "SSM_synced"],
-    "train": ["CMU", "MPI_Limits", "TotalCapture", "Eyes_Japan_Dataset", "KIT", "BML", "EKUT", "TCD_handMocap",
+    "train": ["CMU", "MPI_Limits", "TotalCapture", "Eyes_Japan_Dataset", "KIT", "EKUT", "TCD_handMocap",
               "ACCAD", "BMLmovi", "BioMotionLab_NTroje", "DanceDB", "BMLhandball", "DFaust_67", *_NEWER],
 }
 
@@ -70,7 +69,7 @@ spl_splits = dict(
     test={"CMU_Kitchen", "Eyes", "HEva", "", "MIXAMO", "Transition", "CMU", "BioMotion", "JointLimit", "ACCAD", "HDM05"},
 )
 
-# %% ../nbs/06_splits.ipynb #226eee94
+# %% ../nbs/06_splits.ipynb #81ec21d3
 class SplitError(Exception):
     "A split that cannot be applied or undone; the message says which folder and why."
 
@@ -115,7 +114,7 @@ def resolve_splits(splits, present):
     unassigned = [] if _rest_split(splits) else sorted(n for n in present if n not in named)
     return resolved, missing, unassigned
 
-# %% ../nbs/06_splits.ipynb #a0d38b7e
+# %% ../nbs/06_splits.ipynb #7eea4f5c
 JOURNAL = SPLIT_JOURNAL
 
 def _same_table(journal, table):
@@ -175,7 +174,7 @@ def plan_moves(amass_loc, splits):
     amass_loc = Path(amass_loc)
     present = subdataset_dirs(amass_loc, splits)
     resolved, missing, unassigned = resolve_splits(splits, present)
-    if missing: warn(f"not in {amass_loc} (named by the split table): {', '.join(missing)}")
+    if missing: warn(f"{len(missing)} sub-datasets named by the split table are not in {amass_loc}: {', '.join(missing)}")
     if unassigned: warn(f"in no split, staying in {amass_loc}: {', '.join(unassigned)}")
     if placed_by_rest(splits, present):
         warn(f"named by no split table, put in {_rest_split(splits)!r} by the \"everything else\" rule: {', '.join(placed_by_rest(splits, present))}")
@@ -208,7 +207,7 @@ def _apply(amass_loc, journal, undo=False):
         raise
     return len(done)
 
-# %% ../nbs/06_splits.ipynb #8b441e7e
+# %% ../nbs/06_splits.ipynb #20d53693
 def move_dirs_into_splits(amass_loc, splits="amass", undo=False, *,
                           resplit=False,       # a tree split with another table: undo that split, then apply this one
                           lock_timeout=None):  # seconds to wait for another run on `amass_loc` (None: as long as it takes)

@@ -73,6 +73,18 @@ def run_script(*args, timeout=60):
     return done.returncode, done.stdout, done.stderr
 
 
+def run_here(capsys, *args):
+    "A console script called in this process (same code, no interpreter start-up): (exit status, stdout, stderr)."
+    from llamass.splits import console_split_dirs
+    from llamass.unpack import fast_amass_unpack
+    script = {"fast_amass_unpack": fast_amass_unpack, "amass_split_dirs": console_split_dirs}[args[0]]
+    capsys.readouterr()
+    try: script([str(a) for a in args[1:]]); status = 0
+    except SystemExit as e: status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 @pytest.fixture
 def hostile(tmp_path):
     "A download folder, a victim file outside DST, and DST."
@@ -83,12 +95,13 @@ def hostile(tmp_path):
     return tmp_path, victim
 
 
-@pytest.mark.parametrize("options", [["-n", "1"], ["-n", "2"], ["-n", "1", "--verify"], ["-n", "2", "--verify"]])
-def test_cve_2025_4517_shape_writes_nothing_outside(hostile, options):
+@pytest.mark.parametrize("options,process", [(["-n", "1"], True), (["-n", "2", "--verify"], True), (["-n", "2"], False), (["-n", "1", "--verify"], False)])
+def test_cve_2025_4517_shape_writes_nothing_outside(hostile, capsys, options, process):
     tmp, victim = hostile
     cve_2025_4517_archive(tmp / "tars" / "evil.tar", victim)
     before = snapshot(tmp, tmp / "dst")
-    status, out, err = run_script("fast_amass_unpack", "-q", *options, tmp / "tars", tmp / "dst")
+    args = ("fast_amass_unpack", "-q", *options, tmp / "tars", tmp / "dst")
+    status, out, err = run_script(*args) if process else run_here(capsys, *args)
     assert status == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("fast_amass_unpack: error: ")
     assert "refused unsafe member" in err and "symbolic link" in err
@@ -113,10 +126,10 @@ def test_every_link_and_special_member_is_refused(hostile, kind, linkname, why):
 
 @pytest.mark.parametrize("name", ["CMU.hash", "CMU/x.hash", SPLIT_JOURNAL, UNPACK_RECORD, ".llamass.lock",
                                   ".llamass-staging-abc/CMU/x.npz", ".llamass-old/CMU/x.npz", "CMU/../../x", "/etc/x"])
-def test_llamass_names_and_escaping_names_are_refused(hostile, name):
+def test_llamass_names_and_escaping_names_are_refused(capsys, hostile, name):
     tmp, _ = hostile
     with tarfile.open(tmp / "tars" / "evil.tar", "w") as tar: add(tar, name, data=b"planted")
-    status, _, err = run_script("fast_amass_unpack", "-q", tmp / "tars", tmp / "dst")
+    status, _, err = run_here(capsys, "fast_amass_unpack", "-q", tmp / "tars", tmp / "dst")
     assert status == 1 and err.count("\n") == 1 and f"refused unsafe member {name!r}" in err
     assert sorted(p.name for p in (tmp / "dst").iterdir()) == [".llamass.lock"]
 
@@ -141,32 +154,32 @@ def test_planted_trust_file_and_fake_folder_cannot_replace_a_verified_one(tmp_pa
 
 @pytest.mark.parametrize("unpacks_to,why", [("../CMU", "is a path"), ("/tmp/CMU", "is a path"), ("a/b", "is a path"),
                                             ("..", "'.' or '..'"), (".llamass_splits.json", "own records")])
-def test_checksum_table_names_folders_only(tmp_path, unpacks_to, why):
+def test_checksum_table_names_folders_only(capsys, tmp_path, unpacks_to, why):
     (tmp_path / "tars").mkdir()
     shutil.copy(SAMPLE_ARCHIVE, tmp_path / "tars")
     (tmp_path / "table.json").write_text(json.dumps({"sample.tar.bz2": {"unpacks_to": unpacks_to, "hash": "0" * 32}}))
-    status, _, err = run_script("fast_amass_unpack", "-q", "--verify", "--checksums", tmp_path / "table.json", tmp_path / "tars", tmp_path / "dst")
+    status, _, err = run_here(capsys, "fast_amass_unpack", "-q", "--verify", "--checksums", tmp_path / "table.json", tmp_path / "tars", tmp_path / "dst")
     assert status == 1 and err.count("\n") == 1 and why in err
     assert not (tmp_path / "CMU.hash").exists() and not (tmp_path / "dst").exists()
 
 
 @pytest.mark.parametrize("member,why", [(".llamass-staging-" + hashlib.md5(b"evil.tar").hexdigest()[:16] + "/x", "own records"),
                                          ("n" * 243 + "/x.npz", "longer than 200 bytes")])
-def test_staging_name_and_long_name_end_with_one_line(hostile, member, why):
+def test_staging_name_and_long_name_end_with_one_line(capsys, hostile, member, why):
     """15.11: a member named like the staging folder, a 243-byte top-level name: one line, nothing half-written."""
     tmp, _ = hostile
     with tarfile.open(tmp / "tars" / "evil.tar", "w") as tar: add(tar, member, data=b"x")
-    status, _, err = run_script("fast_amass_unpack", "-q", tmp / "tars", tmp / "dst")
+    status, _, err = run_here(capsys, "fast_amass_unpack", "-q", tmp / "tars", tmp / "dst")
     assert status == 1 and err.count("\n") == 1 and why in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp / "dst").iterdir()) == [".llamass.lock"]
 
 
 @pytest.mark.parametrize("record", ["{not json", "[1, 2]", '{"archives": {"a.tar": {"folders": ["../x"]}}}'])
-def test_malformed_unpack_record_is_one_line(tmp_path, record):
+def test_malformed_unpack_record_is_one_line(capsys, tmp_path, record):
     (tmp_path / "tars").mkdir(); (tmp_path / "dst").mkdir()
     shutil.copy(SAMPLE_ARCHIVE, tmp_path / "tars")
     (tmp_path / "dst" / UNPACK_RECORD).write_text(record)
-    status, _, err = run_script("fast_amass_unpack", "-q", tmp_path / "tars", tmp_path / "dst")
+    status, _, err = run_here(capsys, "fast_amass_unpack", "-q", tmp_path / "tars", tmp_path / "dst")
     assert status == 1 and err.count("\n") == 1 and UNPACK_RECORD in err
 
 
