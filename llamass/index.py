@@ -7,10 +7,11 @@ __all__ = ['NPY_MAGIC', 'MAX_HEADER_SIZE', 'MAX_DEFLATE_RATIO', 'NpyMember', 'MO
            'PER_SEQUENCE_ARRAYS', 'FRAME_RATE_KEYS', 'TEXT_KEYS', 'REAL_KINDS', 'CHECKED_KEYS', 'AMASSFileError',
            'is_sequence_file', 'walk_sequences', 'npz_paths', 'parse_npy_header', 'read_npy_header', 'npy_member',
            'npz_keys', 'member_of', 'array_problem', 'text_value', 'frame_rate', 'gender_code', 'model_type',
-           'open_regular', 'subdataset_of', 'sequence_info', 'SequenceIndex', 'index_sequences', 'width_check',
-           'npz_len', 'npz_lens', 'save_lens', 'load_lens']
+           'open_regular', 'subdataset_of', 'file_errors', 'sequence_info', 'read_npz', 'SequenceIndex',
+           'index_sequences', 'width_check', 'npz_len', 'npz_lens', 'save_lens', 'load_lens']
 
 # %% ../nbs/02_index.ipynb #9c1c9c82
+import contextlib
 import gzip
 import json
 import math
@@ -38,7 +39,7 @@ def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file, not hidden)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz") and not name.startswith(".")
 
-# %% ../nbs/02_index.ipynb #20ead736
+# %% ../nbs/02_index.ipynb #40a5e1ff
 def _folder_id(path):
     "(device, inode) of the folder `path` points to: the same for every link to it."
     info = os.stat(path)
@@ -112,7 +113,7 @@ def _numpy_header(text, version):
     read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
     with _NUMPY_PARSER: return read(stream)
 
-# %% ../nbs/02_index.ipynb #0c6bfd1a
+# %% ../nbs/02_index.ipynb #7c12e889
 def _read_exactly(stream, n, what):
     "`n` bytes from `stream`, or ValueError naming `what` was cut short."
     data = stream.read(n)
@@ -134,7 +135,7 @@ def read_npy_header(stream):
     if not all(type(n) is int and n >= 0 for n in shape): raise ValueError(f"invalid shape {shape}")
     return shape, fortran_order, dtype, 8 + struct.calcsize(length_format) + length
 
-# %% ../nbs/02_index.ipynb #359c16d1
+# %% ../nbs/02_index.ipynb #80d9960d
 MAX_DEFLATE_RATIO = 1032  # deflate cannot shrink data more than this
 
 NpyMember = namedtuple("NpyMember", "name shape dtype fortran_order offset value", defaults=(None,))  # an .npy member
@@ -151,14 +152,14 @@ def _size_problem(info, archive_size):
 def _read_value(stream, member, max_bytes):
     "The array of the small `member`, read from `stream` (at its first data byte) to the end, so that its CRC is checked."
     if member.dtype.hasobject: raise ValueError(f"member {member.name!r} holds Python objects ({member.dtype})")
-    if member.dtype.itemsize * math.prod(member.shape) > max_bytes:
+    if max_bytes is not None and member.dtype.itemsize * math.prod(member.shape) > max_bytes:
         raise ValueError(f"member {member.name!r} should be a single value, has shape {member.shape}")
     data = stream.read()
     flat = np.frombuffer(data, dtype=member.dtype) if member.dtype.itemsize else np.zeros(len(data), member.dtype)
     return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
 
 def npy_member(zf, name, archive_size, read_value=False, max_bytes=1 << 16):
-    "The `NpyMember` `name` of the open zip `zf`, its header checked against its size; with its value if `read_value`."
+    "The `NpyMember` `name` of the open zip `zf`, its header checked against its size; with its value if `read_value` (up to `max_bytes`; None: any size)."
     info = zf.getinfo(name)
     problem = _size_problem(info, archive_size)
     if problem: raise ValueError(f"member {name!r} {problem}")
@@ -180,7 +181,7 @@ FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")  # legacy, MoSh++
 TEXT_KEYS = ("gender", "surface_model_type")
 REAL_KINDS = "iuf"  # numpy dtype kinds of real numbers
 
-# %% ../nbs/02_index.ipynb #8aabdfea
+# %% ../nbs/02_index.ipynb #7e568269
 def npz_keys(names):
     "The array names of an npz whose zip members are `names`, as `np.load(...).files` lists them."
     return tuple(sorted({n[:-4] if n.endswith(".npy") else n for n in names}))
@@ -201,7 +202,7 @@ def array_problem(key, shape, dtype, n_frames):
     width = PER_FRAME_WIDTHS[key]
     if width is not None and shape[1] != width: return f"{key!r} should have {width} parameters per frame, has {shape[1]}"
 
-# %% ../nbs/02_index.ipynb #d6d21755
+# %% ../nbs/02_index.ipynb #c83fe8bf
 def text_value(value, key):
     "The `str` in `value`, a single `str` or `bytes` value (a 0-d array, usually) stored as `key`."
     value = np.asarray(value)
@@ -237,7 +238,7 @@ def model_type(surface_model, width, path):
         raise AMASSFileError(f"{path}: surface_model_type {surface_model!r} but 'poses' has {width} parameters per frame ({MODEL_WIDTHS[width]})")
     return MODEL_WIDTHS[width]
 
-# %% ../nbs/02_index.ipynb #7cfd21b9
+# %% ../nbs/02_index.ipynb #47bc083f
 def _kind_of(mode):
     "What a non-regular file is, from its `st_mode`."
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
@@ -252,7 +253,7 @@ def open_regular(path):
     if not stat.S_ISREG(mode): os.close(fd); raise AMASSFileError(f"{path}: not a regular file ({_kind_of(mode)})")
     return os.fdopen(fd, "rb")
 
-# %% ../nbs/02_index.ipynb #a12c78a8
+# %% ../nbs/02_index.ipynb #637d94f3
 CHECKED_KEYS = (*PER_FRAME_WIDTHS, *PER_SEQUENCE_ARRAYS, *FRAME_RATE_KEYS, *TEXT_KEYS)
 
 def _read_sequence(stream, path, extra_keys=()):
@@ -281,23 +282,39 @@ def _checked_info(path, members, values):
     surface_model = text_value(values["surface_model_type"], "surface_model_type") if "surface_model_type" in values else None
     return n_frames, (rates[0] if rates else None), model_type(surface_model, poses.shape[1], path)
 
-# %% ../nbs/02_index.ipynb #4e4cf9bf
+# %% ../nbs/02_index.ipynb #ba20b935
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
     return parts[0] if len(parts) > 1 else ""
 
-def sequence_info(path, root, with_md5=False, extra_keys=()):
-    "Dict of `path`, `subdataset`, `n_frames`, `fps` (None if absent), `model`, `keys`, `shapes` and `md5` (None unless `with_md5`)."
-    try:
-        with open_regular(path) as stream: keys, members, values = _read_sequence(stream, path, extra_keys)
-        n_frames, fps, model = _checked_info(path, members, values)
+@contextlib.contextmanager
+def file_errors(path):
+    "Turn any error raised inside into an `AMASSFileError` that starts with `path`."
+    try: yield
     except AMASSFileError: raise
     except ValueError as e: raise AMASSFileError(f"{path}: {e}") from None
     except Exception as e: raise AMASSFileError(f"{path}: not a readable npz ({type(e).__name__}: {e})") from None
+
+def sequence_info(path, root, with_md5=False, extra_keys=()):
+    "Dict of `path`, `subdataset`, `n_frames`, `fps` (None if absent), `model`, `keys`, `shapes` and `md5` (None unless `with_md5`)."
+    with file_errors(path):
+        with open_regular(path) as stream: keys, members, values = _read_sequence(stream, path, extra_keys)
+        n_frames, fps, model = _checked_info(path, members, values)
     shapes = {k: m.shape for k, m in members.items() if k not in FRAME_RATE_KEYS + TEXT_KEYS}
     return dict(path=Path(path), subdataset=subdataset_of(path, root), n_frames=n_frames, fps=fps, model=model, keys=keys,
                 shapes=shapes, md5=md5_file(path) if with_md5 else None)
+
+# %% ../nbs/02_index.ipynb #e00132f3
+def read_npz(path, keys):
+    "{key: read-only array} of the arrays `keys` of the npz at `path`, read without numpy's header parser."
+    with file_errors(path), open_regular(path) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        with zipfile.ZipFile(stream) as zf:
+            names = zf.namelist()
+            missing = next((k for k in keys if k not in npz_keys(names)), None)
+            if missing is not None: raise AMASSFileError(f"{path}: no {missing!r} array (keys: {list(npz_keys(names))})")
+            return {k: npy_member(zf, member_of(names, k), size, read_value=True, max_bytes=None).value for k in keys}
 
 # %% ../nbs/02_index.ipynb #551c101a
 @dataclass(frozen=True)
@@ -364,7 +381,7 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True, 
                          keys=tuple(i["keys"] for i in infos), models=tuple(i["model"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else (), shapes=tuple(i["shapes"] for i in infos))
 
-# %% ../nbs/02_index.ipynb #8974a2d6
+# %% ../nbs/02_index.ipynb #b660c1f7
 def _item_shape(key, shape):
     "The shape of one frame's values of array `key` (the whole shape for per-sequence arrays)."
     return tuple(shape) if key in PER_SEQUENCE_ARRAYS else tuple(shape[1:])

@@ -206,9 +206,9 @@ def flip_data_byte(path, member="poses.npy"):
     "Change one data byte of a stored member of the npz at `path` (its CRC no longer matches)."
     with zipfile.ZipFile(path) as zf: info = zf.getinfo(member)
     data = bytearray(path.read_bytes())
-    name_length, extra_length = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), \
-        int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
-    data[info.header_offset + 30 + name_length + extra_length + 200] ^= 0xFF  # past the 128-byte npy header
+    name_length = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little")
+    extra_length = int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    data[info.header_offset + 30 + name_length + extra_length + 200] ^= 0xFF  # a data byte, past the 128-byte npy header
     path.write_bytes(bytes(data))
 
 
@@ -442,3 +442,31 @@ def test_property_construction_is_exact_or_names_a_file(tmp_path_factory, files,
             return
         clips, _ = skipped(lambda: list(ds))
         assert len(clips) == len(ds)
+
+
+# ---------------------------------------------------------------- read_npz: what load_sequence could read with
+
+def test_read_npz_matches_np_load_on_the_real_sample_in_threads(real_sample_root):
+    "read_npz gives np.load's arrays (dtype and values) for the real AMASS files, from 8 threads at once."
+    from concurrent.futures import ThreadPoolExecutor
+    from llamass.index import read_npz
+    paths = sorted(real_sample_root.rglob("*.npz"))
+    keys = ["poses", "trans", "dmpls", "betas", "gender", "mocap_framerate"]
+    expected = {}
+    for path in paths:
+        with np.load(path) as npz: expected[path] = {k: npz[k] for k in keys}
+    with ThreadPoolExecutor(8) as pool: results = list(pool.map(lambda p: (p, read_npz(p, keys)), paths * 20))
+    assert len(results) == 40
+    for path, arrays in results:
+        assert all(np.array_equal(arrays[k], expected[path][k]) and arrays[k].dtype == expected[path][k].dtype for k in keys)
+    index = index_sequences(real_sample_root, progress=False)
+    assert index.n_frames.tolist() == [601, 235] and index.shapes[0]["betas"] == (16,)
+
+
+def test_read_npz_checks_the_crc(tmp_path):
+    from llamass.index import read_npz
+    root = tree(tmp_path, n_good=1)
+    flip_data_byte(root / "DS" / "good0_poses.npz")
+    assert read_npz(root / "DS" / "good0_poses.npz", ["trans"])["trans"].shape == (20, 3)
+    with pytest.raises(AMASSFileError, match=r"good0_poses.npz: not a readable npz \(BadZipFile: Bad CRC-32 for file 'poses.npy'\)"):
+        read_npz(root / "DS" / "good0_poses.npz", ["poses"])
