@@ -89,7 +89,7 @@ hashes = {
     "DanceDB.tar.bz2": {"unpacks_to": "DanceDB", "hash": "9ce35953c4234489036ecb1c26ae38bc"},
 }
 
-# %% ../nbs/01_unpack.ipynb #781cd4e4
+# %% ../nbs/01_unpack.ipynb #3a166be2
 UNPACK_RECORD = ".llamass_unpacked.json"   # which archive made which folder of an output folder
 SPLIT_JOURNAL = ".llamass_splits.json"     # the moves amass_split_dirs made (chapter Splits)
 MAX_NAME_BYTES = 200                       # longest folder name: leaves room for `.hash.tmp` and friends
@@ -132,6 +132,7 @@ def expected_checksums(archive, checksums=hashes):
     "[(folder, md5), ...] that `archive` should unpack to according to `checksums`, or None if it has no entry."
     entry = checksums.get(Path(archive).name)
     if entry is None: return None
+    check_checksum_entry(Path(archive).name, entry)
     folders, md5s = entry["unpacks_to"], entry["hash"]
     return list(zip([folders], [md5s]) if isinstance(folders, str) else zip(folders, md5s))
 
@@ -179,7 +180,7 @@ def decompressed_stream(raw, suffix):
     if suffix in (".tar.gz", ".tgz"): return gzip.GzipFile(fileobj=raw)
     return raw
 
-# %% ../nbs/01_unpack.ipynb #738dc25f
+# %% ../nbs/01_unpack.ipynb #e1c94b28
 _KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a character device",
           tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO", tarfile.GNUTYPE_SPARSE: "a sparse file"}
 
@@ -198,7 +199,7 @@ def member_problem(member):
     if parts and len(parts[0].encode()) > MAX_NAME_BYTES: return f"a top-level name longer than {MAX_NAME_BYTES} bytes"
     return None
 
-# %% ../nbs/01_unpack.ipynb #ed1dc388
+# %% ../nbs/01_unpack.ipynb #0249af55
 class RefusedMember(UnpackError):
     "An archive member that llamass refuses to extract."
 
@@ -280,7 +281,7 @@ def extract_archive(archive, dest, bar=None, threads=1):
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #e43d4438
+# %% ../nbs/01_unpack.ipynb #54ffb942
 def _read_json(path, error, what):
     "The JSON object in `path` (None if there is no file), else `error` naming the file."
     if not os.path.lexists(path): return None
@@ -317,7 +318,7 @@ def _read_record(path):
     if not ok: raise UnpackError(f"{path}: malformed unpack record; move it away to start over")
     return record
 
-# %% ../nbs/01_unpack.ipynb #ec3d13aa
+# %% ../nbs/01_unpack.ipynb #4f7e06e3
 def _archive_stamp(archive):
     "(size, modification time in ns) of `archive`: what says it is the same file as before."
     st = Path(archive).stat()
@@ -437,7 +438,7 @@ def _swap_in(staging, names, out):
         (staging/name).rename(dest)
     return olds
 
-# %% ../nbs/01_unpack.ipynb #0b961aae
+# %% ../nbs/01_unpack.ipynb #006b05a7
 def stage_archive(archive, out, verify=False, bar=None, checksums=hashes, threads=1):
     "Extract `archive` into its staging folder in `out` (an `OutputFolder`): a summary dict (status 'staged', or 'skipped')."
     archive = Path(archive)
@@ -486,7 +487,7 @@ def finish_archive(staged):
         warn(f"{archive}: no published checksum; unpacked without verification (re-runs with --verify skip it while it is unchanged)")
     return {**staged, "status": status, "folders": names}
 
-# %% ../nbs/01_unpack.ipynb #3e5f765c
+# %% ../nbs/01_unpack.ipynb #818b5b9a
 def check_writable(outdir):
     "Create `outdir` if needed and check that files can be written in it, else `UnpackError` naming it."
     try:

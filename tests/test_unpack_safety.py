@@ -251,3 +251,36 @@ def test_the_archive_beats_this_interpreters_data_filter(hostile):
     except (tarfile.TarError, OSError, KeyError): pass
     if victim.read_text() == "the user's file": pytest.skip(f"this Python ({sys.version.split()[0]}) has the CVE-2025-4517 fix")
     assert victim.read_text() == "OVERWRITTEN by the archive"
+
+
+def test_no_bar_when_stderr_is_not_a_terminal(tmp_path):
+    """11.7: without -q, a run whose stderr is a pipe or a log file writes no progress bar (no carriage returns)."""
+    (tmp_path / "tars").mkdir(); shutil.copy(SAMPLE_ARCHIVE, tmp_path / "tars")
+    status, out, err = run_script("fast_amass_unpack", tmp_path / "tars", tmp_path / "dst")
+    assert status == 0 and err == "" and out.startswith("1 archives unpacked (1 not verified), 0 skipped: 9 files")
+
+
+def test_progress_parallel_draws_only_on_rank_zero_terminals(monkeypatch):
+    from llamass import tqdm as bars
+    class Terminal(io.StringIO):
+        def isatty(self): return True
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.delenv("RANK", raising=False); monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert bars.show_progress(True) and not bars.show_progress(False)
+    monkeypatch.setenv("RANK", "3")
+    assert not bars.show_progress(True)
+    bars.ProgressParallel(n_jobs=1, total=2, desc="x")(iter([]))
+    assert sys.stderr.getvalue() == ""
+
+
+def test_verify_without_published_checksum_is_one_warning_line_then_skipped(tmp_path):
+    """11.7: one warning line without a source line, an honest summary, and no unpacking again on the next run."""
+    (tmp_path / "tars").mkdir(); shutil.copy(SAMPLE_ARCHIVE, tmp_path / "tars")
+    status, out, err = run_script("fast_amass_unpack", "--verify", tmp_path / "tars", tmp_path / "dst")
+    assert status == 0 and out.startswith("1 archives unpacked (1 with no published checksum (not verified)), 0 skipped:")
+    assert err == ("llamass: warning: sample.tar.bz2: no published checksum; unpacked without verification "
+                   "(re-runs with --verify skip it while it is unchanged)\n")
+    status, out, err = run_script("fast_amass_unpack", "--verify", tmp_path / "tars", tmp_path / "dst")
+    assert (status, err) == (0, "") and out.startswith("0 archives unpacked, 1 skipped (1 unpacked earlier, unchanged): 0 files")
+    os.utime(tmp_path / "tars" / "sample.tar.bz2", (1, 1))                        # a changed archive is unpacked again
+    assert run_script("fast_amass_unpack", "-q", "--verify", tmp_path / "tars", tmp_path / "dst")[1].startswith("1 archives unpacked")
