@@ -445,10 +445,10 @@ that is not a llamass store. A second amass_pack into the same place waits for t
 def pack_arguments(argv=None): # the command line's words (None: sys.argv[1:])
     "The parsed command line of `amass_pack`: folders (SRC, DST), keys (a list, or None), jobs, force, quiet."
     parser = console_parser("amass_pack", "Pack the AMASS sequences under SRC into a memory-mapped store in DST, for PackedAMASS.", _PACK_EXAMPLES)
-    parser.allow_abbrev = False
+    parser.allow_abbrev, parser.usage = False, "amass_pack [-h] [-n JOBS] [--keys KEY [KEY ...]] [--force] [-q] SRC DST"
     parser.add_argument("folders", nargs="*", metavar="SRC DST", help="unpacked AMASS folder (or one split folder), then the store's folder")
     parser.add_argument("-n", "--jobs", type=int, default=4, help="threads reading sequences (default 4)")
-    parser.add_argument("--keys", action="extend", nargs="+", help="per-frame keys to pack, space- or comma-separated "
+    parser.add_argument("--keys", action="extend", nargs="+", metavar="KEY", help="per-frame keys to pack, space- or comma-separated "
                         "(default: those of poses, dmpls, trans that every file has)")
     parser.add_argument("--force", action="store_true", help="replace a store that llamass made from something else (never other folders)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
