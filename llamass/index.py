@@ -39,7 +39,7 @@ def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file, not hidden)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz") and not name.startswith(".")
 
-# %% ../nbs/02_index.ipynb #40a5e1ff
+# %% ../nbs/02_index.ipynb #a3ed1b78
 def _folder_id(path):
     "(device, inode) of the folder `path` points to: the same for every link to it."
     info = os.stat(path)
@@ -49,8 +49,30 @@ def _visible_entries(folder):
     "The entries of `folder`, hidden ones left out, sorted by name."
     with os.scandir(folder) as entries: return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
 
+def _scan_folder(folder):
+    "(sub-folders, links to folders, sequence files, [(path, problem)]) directly in `folder`."
+    try: entries = _visible_entries(folder)
+    except OSError as e: return [], [], [], [(folder, f"{folder}: cannot list this folder ({e.strerror or e})")]
+    folders, links, files, problems = [], [], [], []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False): folders.append(path)
+            elif entry.is_symlink() and path.is_dir(): links.append(path)
+            elif is_sequence_file(entry.name): files.append(path)
+        except OSError as e: problems.append((path, f"{path}: cannot read ({e.strerror or e})"))
+    return folders, links, files, problems
+
+def _first_visit(path, seen):
+    "True the first time the real folder behind `path` is met (and from then on it is in `seen`)."
+    try: folder = _folder_id(path)
+    except OSError: return False
+    if folder in seen: return False
+    seen.add(folder)
+    return True
+
 def walk_sequences(root): # folder to search (a link to a folder is fine)
-    "(sorted sequence paths, [(folder, problem)]) below `root`, visiting each real folder once."
+    "(sorted sequence paths, [(path, problem)]) below `root`, visiting each real folder once, links last."
     root = Path(root).expanduser().absolute()
     if not root.is_dir(): raise FileNotFoundError(f"AMASS folder {root} does not exist or is not a folder")
     seen = {_folder_id(p) for p in Path(os.path.realpath(root)).parents} | {_folder_id(root)}
@@ -58,22 +80,11 @@ def walk_sequences(root): # folder to search (a link to a folder is fine)
     while folders or links:
         if not folders:  # every folder reachable without a link is done: follow the next link
             link = links.pop(0)
-            try: target = _folder_id(link)
-            except OSError: continue
-            if target not in seen: seen.add(target); folders.append(link)
+            if _first_visit(link, seen): folders.append(link)
             continue
-        folder = folders.pop()
-        try: entries = _visible_entries(folder)
-        except OSError as e:
-            problems.append((folder, f"{folder}: cannot list this folder ({e.strerror or e})")); continue
-        for entry in entries:
-            path = Path(entry.path)
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if _folder_id(path) not in seen: seen.add(_folder_id(path)); folders.append(path)
-                elif entry.is_symlink() and path.is_dir(): links.append(path)
-                elif is_sequence_file(entry.name): found.append(path)
-            except OSError as e: problems.append((path, f"{path}: cannot read ({e.strerror or e})"))
+        subfolders, new_links, files, new_problems = _scan_folder(folders.pop())
+        folders += [f for f in subfolders if _first_visit(f, seen)]
+        links += new_links; found += files; problems += new_problems
     return sorted(found), problems
 
 def npz_paths(npz_directory):
@@ -113,7 +124,7 @@ def _numpy_header(text, version):
     read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
     with _NUMPY_PARSER: return read(stream)
 
-# %% ../nbs/02_index.ipynb #7c12e889
+# %% ../nbs/02_index.ipynb #b529ab47
 def _read_exactly(stream, n, what):
     "`n` bytes from `stream`, or ValueError naming `what` was cut short."
     data = stream.read(n)
@@ -135,7 +146,7 @@ def read_npy_header(stream):
     if not all(type(n) is int and n >= 0 for n in shape): raise ValueError(f"invalid shape {shape}")
     return shape, fortran_order, dtype, 8 + struct.calcsize(length_format) + length
 
-# %% ../nbs/02_index.ipynb #80d9960d
+# %% ../nbs/02_index.ipynb #a9bd987c
 MAX_DEFLATE_RATIO = 1032  # deflate cannot shrink data more than this
 
 NpyMember = namedtuple("NpyMember", "name shape dtype fortran_order offset value", defaults=(None,))  # an .npy member
@@ -181,7 +192,7 @@ FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")  # legacy, MoSh++
 TEXT_KEYS = ("gender", "surface_model_type")
 REAL_KINDS = "iuf"  # numpy dtype kinds of real numbers
 
-# %% ../nbs/02_index.ipynb #7e568269
+# %% ../nbs/02_index.ipynb #8d24e322
 def npz_keys(names):
     "The array names of an npz whose zip members are `names`, as `np.load(...).files` lists them."
     return tuple(sorted({n[:-4] if n.endswith(".npy") else n for n in names}))
@@ -202,7 +213,7 @@ def array_problem(key, shape, dtype, n_frames):
     width = PER_FRAME_WIDTHS[key]
     if width is not None and shape[1] != width: return f"{key!r} should have {width} parameters per frame, has {shape[1]}"
 
-# %% ../nbs/02_index.ipynb #c83fe8bf
+# %% ../nbs/02_index.ipynb #bc58020a
 def text_value(value, key):
     "The `str` in `value`, a single `str` or `bytes` value (a 0-d array, usually) stored as `key`."
     value = np.asarray(value)
@@ -238,7 +249,7 @@ def model_type(surface_model, width, path):
         raise AMASSFileError(f"{path}: surface_model_type {surface_model!r} but 'poses' has {width} parameters per frame ({MODEL_WIDTHS[width]})")
     return MODEL_WIDTHS[width]
 
-# %% ../nbs/02_index.ipynb #47bc083f
+# %% ../nbs/02_index.ipynb #b0e69564
 def _kind_of(mode):
     "What a non-regular file is, from its `st_mode`."
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
@@ -253,7 +264,7 @@ def open_regular(path):
     if not stat.S_ISREG(mode): os.close(fd); raise AMASSFileError(f"{path}: not a regular file ({_kind_of(mode)})")
     return os.fdopen(fd, "rb")
 
-# %% ../nbs/02_index.ipynb #637d94f3
+# %% ../nbs/02_index.ipynb #2cf4ff2f
 CHECKED_KEYS = (*PER_FRAME_WIDTHS, *PER_SEQUENCE_ARRAYS, *FRAME_RATE_KEYS, *TEXT_KEYS)
 
 def _read_sequence(stream, path, extra_keys=()):
@@ -282,7 +293,7 @@ def _checked_info(path, members, values):
     surface_model = text_value(values["surface_model_type"], "surface_model_type") if "surface_model_type" in values else None
     return n_frames, (rates[0] if rates else None), model_type(surface_model, poses.shape[1], path)
 
-# %% ../nbs/02_index.ipynb #ba20b935
+# %% ../nbs/02_index.ipynb #e3f8c5a0
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
@@ -305,7 +316,7 @@ def sequence_info(path, root, with_md5=False, extra_keys=()):
     return dict(path=Path(path), subdataset=subdataset_of(path, root), n_frames=n_frames, fps=fps, model=model, keys=keys,
                 shapes=shapes, md5=md5_file(path) if with_md5 else None)
 
-# %% ../nbs/02_index.ipynb #e00132f3
+# %% ../nbs/02_index.ipynb #ac2b600e
 def read_npz(path, keys):
     "{key: read-only array} of the arrays `keys` of the npz at `path`, read without numpy's header parser."
     with file_errors(path), open_regular(path) as stream:
@@ -381,7 +392,7 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True, 
                          keys=tuple(i["keys"] for i in infos), models=tuple(i["model"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else (), shapes=tuple(i["shapes"] for i in infos))
 
-# %% ../nbs/02_index.ipynb #b660c1f7
+# %% ../nbs/02_index.ipynb #893fe249
 def _item_shape(key, shape):
     "The shape of one frame's values of array `key` (the whole shape for per-sequence arrays)."
     return tuple(shape) if key in PER_SEQUENCE_ARRAYS else tuple(shape[1:])
