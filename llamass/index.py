@@ -39,7 +39,7 @@ def is_sequence_file(name):
     "True for an `.npz` file name that holds a motion sequence (not a per-subject shape file, not hidden)."
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz") and not name.startswith(".")
 
-# %% ../nbs/02_index.ipynb #a3ed1b78
+# %% ../nbs/02_index.ipynb #f6e76361
 def _folder_id(path):
     "(device, inode) of the folder `path` points to: the same for every link to it."
     info = os.stat(path)
@@ -124,7 +124,7 @@ def _numpy_header(text, version):
     read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
     with _NUMPY_PARSER: return read(stream)
 
-# %% ../nbs/02_index.ipynb #b529ab47
+# %% ../nbs/02_index.ipynb #f23c7403
 def _read_exactly(stream, n, what):
     "`n` bytes from `stream`, or ValueError naming `what` was cut short."
     data = stream.read(n)
@@ -141,12 +141,12 @@ def read_npy_header(stream):
     length = struct.unpack(length_format, _read_exactly(stream, struct.calcsize(length_format), "header length"))[0]
     if length > MAX_HEADER_SIZE: raise ValueError(f"header of {length} bytes (numpy's limit is {MAX_HEADER_SIZE})")
     text = _read_exactly(stream, length, "header").decode(encoding)
-    parsed = parse_npy_header(text) if version[0] <= 2 or "L" not in text else None  # 3L: Python 2 wrote only 1.0 and 2.0
+    parsed = parse_npy_header(text) if version[0] <= 2 or "L" not in text else None  # Python 2's 3L: versions 1 and 2 only
     shape, fortran_order, dtype = parsed or _numpy_header(text, version)
     if not all(type(n) is int and n >= 0 for n in shape): raise ValueError(f"invalid shape {shape}")
     return shape, fortran_order, dtype, 8 + struct.calcsize(length_format) + length
 
-# %% ../nbs/02_index.ipynb #a9bd987c
+# %% ../nbs/02_index.ipynb #44ea89f7
 MAX_DEFLATE_RATIO = 1032  # deflate cannot shrink data more than this
 
 NpyMember = namedtuple("NpyMember", "name shape dtype fortran_order offset value", defaults=(None,))  # an .npy member
@@ -192,7 +192,7 @@ FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")  # legacy, MoSh++
 TEXT_KEYS = ("gender", "surface_model_type")
 REAL_KINDS = "iuf"  # numpy dtype kinds of real numbers
 
-# %% ../nbs/02_index.ipynb #8d24e322
+# %% ../nbs/02_index.ipynb #45465a23
 def npz_keys(names):
     "The array names of an npz whose zip members are `names`, as `np.load(...).files` lists them."
     return tuple(sorted({n[:-4] if n.endswith(".npy") else n for n in names}))
@@ -213,7 +213,7 @@ def array_problem(key, shape, dtype, n_frames):
     width = PER_FRAME_WIDTHS[key]
     if width is not None and shape[1] != width: return f"{key!r} should have {width} parameters per frame, has {shape[1]}"
 
-# %% ../nbs/02_index.ipynb #bc58020a
+# %% ../nbs/02_index.ipynb #9d0ddcc3
 def text_value(value, key):
     "The `str` in `value`, a single `str` or `bytes` value (a 0-d array, usually) stored as `key`."
     value = np.asarray(value)
@@ -249,7 +249,7 @@ def model_type(surface_model, width, path):
         raise AMASSFileError(f"{path}: surface_model_type {surface_model!r} but 'poses' has {width} parameters per frame ({MODEL_WIDTHS[width]})")
     return MODEL_WIDTHS[width]
 
-# %% ../nbs/02_index.ipynb #b0e69564
+# %% ../nbs/02_index.ipynb #aedac884
 def _kind_of(mode):
     "What a non-regular file is, from its `st_mode`."
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
@@ -264,7 +264,7 @@ def open_regular(path):
     if not stat.S_ISREG(mode): os.close(fd); raise AMASSFileError(f"{path}: not a regular file ({_kind_of(mode)})")
     return os.fdopen(fd, "rb")
 
-# %% ../nbs/02_index.ipynb #2cf4ff2f
+# %% ../nbs/02_index.ipynb #ff8da940
 CHECKED_KEYS = (*PER_FRAME_WIDTHS, *PER_SEQUENCE_ARRAYS, *FRAME_RATE_KEYS, *TEXT_KEYS)
 
 def _read_sequence(stream, path, extra_keys=()):
@@ -293,7 +293,7 @@ def _checked_info(path, members, values):
     surface_model = text_value(values["surface_model_type"], "surface_model_type") if "surface_model_type" in values else None
     return n_frames, (rates[0] if rates else None), model_type(surface_model, poses.shape[1], path)
 
-# %% ../nbs/02_index.ipynb #e3f8c5a0
+# %% ../nbs/02_index.ipynb #1b3dc0e1
 def subdataset_of(path, root):
     "The first folder of `path` below `root` (the sub-dataset), or '' for a file directly in `root`."
     parts = Path(path).relative_to(root).parts
@@ -316,7 +316,7 @@ def sequence_info(path, root, with_md5=False, extra_keys=()):
     return dict(path=Path(path), subdataset=subdataset_of(path, root), n_frames=n_frames, fps=fps, model=model, keys=keys,
                 shapes=shapes, md5=md5_file(path) if with_md5 else None)
 
-# %% ../nbs/02_index.ipynb #ac2b600e
+# %% ../nbs/02_index.ipynb #eebe84a6
 def read_npz(path, keys):
     "{key: read-only array} of the arrays `keys` of the npz at `path`, read without numpy's header parser."
     with file_errors(path), open_regular(path) as stream:
@@ -392,7 +392,7 @@ def index_sequences(root, n_jobs=4, strict=True, with_md5=False, progress=True, 
                          keys=tuple(i["keys"] for i in infos), models=tuple(i["model"] for i in infos),
                          md5s=tuple(i["md5"] for i in infos) if with_md5 else (), shapes=tuple(i["shapes"] for i in infos))
 
-# %% ../nbs/02_index.ipynb #893fe249
+# %% ../nbs/02_index.ipynb #c0193359
 def _item_shape(key, shape):
     "The shape of one frame's values of array `key` (the whole shape for per-sequence arrays)."
     return tuple(shape) if key in PER_SEQUENCE_ARRAYS else tuple(shape[1:])
