@@ -26,7 +26,7 @@ import joblib
 import numpy as np
 
 from .dataset import DEFAULT_KEYS, POSE_SLICES, check_models, has_key
-from .index import AMASSFileError, gender_code, index_sequences, read_npy_header
+from .index import GENDER_CODES, AMASSFileError, gender_code, index_sequences, read_npy_header
 from .synthetic import npz_bytes
 from .tqdm import LockError, ProgressParallel, console_parser, folder_lock, user_errors, warn
 
@@ -227,11 +227,7 @@ def map_array(path, rows, width):
     "The float32 (rows, width) array in the `.npy` file `path`, memory-mapped read-only, after checking its header and size."
     if not path.is_file(): raise StoreError(f"{path} is missing: the store is incomplete; re-pack it with amass_pack --force")
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(f)
-            start, size = f.tell(), os.fstat(f.fileno()).st_size
+        with open(path, "rb") as f: shape, fortran, dtype, start = read_npy_header(f); size = os.fstat(f.fileno()).st_size
     except (OSError, ValueError) as e: raise StoreError(f"{path}: not a readable .npy file ({e})") from None
     if dtype != np.dtype("<f4") or fortran or tuple(shape) != (rows, width):
         raise StoreError(f"{path}: holds a {'Fortran-order ' if fortran else ''}{dtype} array of shape {tuple(shape)}, the manifest says float32 ({rows}, {width})")
@@ -252,7 +248,15 @@ def read_tables(path, manifest):
         if value.dtype.kind not in kind or len(value) != n or value.ndim != (2 if column == "betas" else 1):
             raise StoreError(f"{path}: column {column!r} is {value.dtype} of shape {value.shape}, expected {n} rows of kind {kind!r}")
     _check_extents(path, tables["offset"], tables["length"], manifest["n_frames"])
+    _check_values(path, tables)
     return tables
+
+def _check_values(path, tables):
+    "`StoreError` unless every frame rate is positive (or NaN: not recorded) and every gender a known code."
+    bad_fps = ~((tables["fps"] > 0) & np.isfinite(tables["fps"])) & ~np.isnan(tables["fps"])
+    if bad_fps.any(): raise StoreError(f"{path}: sequence {int(np.argmax(bad_fps))} has frame rate {tables['fps'][bad_fps][0]}")
+    bad_gender = ~np.isin(tables["gender"], list(GENDER_CODES.values()))
+    if bad_gender.any(): raise StoreError(f"{path}: sequence {int(np.argmax(bad_gender))} has gender code {tables['gender'][bad_gender][0]}")
 
 def _check_extents(path, offsets, lengths, n_frames):
     "`StoreError` unless the sequences' rows (`offsets`, `lengths`) tile the arrays' `n_frames` rows in order."
@@ -356,6 +360,26 @@ def _space_error(e, dst, nbytes):
         return StoreError(f"not enough space for the store {dst} (it needs {size}): {e.strerror}")
     return StoreError(f"cannot write the store {dst}: {e.strerror or e}")
 
+def _clear_leftovers(dst):
+    "Remove the hidden partial and old folders that a killed run may have left beside `dst`."
+    for leftover in (dst.with_name(f".{dst.name}.partial"), dst.with_name(f".{dst.name}.old")):
+        if leftover.exists(): shutil.rmtree(leftover)
+
+def _write_and_swap(index, keys, widths, dst, n_jobs, progress):
+    "Write the store into a hidden partial folder and swap it in at `dst`; on any failure remove it and re-raise (OSError as one line)."
+    partial = dst.with_name(f".{dst.name}.partial")
+    try:
+        partial.mkdir()
+        manifest = _write_store(index, keys, widths, partial, n_jobs, progress)
+        _swap_in(partial, dst)
+        return manifest
+    except OSError as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise _space_error(e, dst, 4 * int(index.n_frames.sum()) * sum(widths[k] for k in keys)) from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
 def _swap_in(partial, dst):
     "Replace `dst` (a store, an empty folder, or nothing) by the finished store `partial`, by renames."
     old = dst.with_name(f".{dst.name}.old")
@@ -393,21 +417,9 @@ def pack_store(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
         keys = frame_keys(index, keys)
         widths = _key_widths(index, keys)
         wanted = _manifest(index, keys, widths, source_stats(index.paths))
-        partial = dst.with_name(f".{dst.name}.partial")
-        for leftover in (partial, dst.with_name(f".{dst.name}.old")):
-            if leftover.exists(): shutil.rmtree(leftover)         # left by a run that was killed
+        _clear_leftovers(dst)
         if _refuse_or_replace(dst, wanted, force): return wanted, False
-        try:
-            partial.mkdir()
-            manifest = _write_store(index, keys, widths, partial, n_jobs, progress)
-            _swap_in(partial, dst)
-        except OSError as e:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise _space_error(e, dst, 4 * int(index.n_frames.sum()) * sum(widths[k] for k in keys)) from None
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-    return manifest, True
+        return _write_and_swap(index, keys, widths, dst, n_jobs, progress), True
 
 def amass_pack(src,          # unpacked AMASS folder (or one split folder)
                dst,          # the store's folder: not the source, not inside or around it
@@ -462,7 +474,7 @@ def pack_arguments(argv=None): # the command line's words (None: sys.argv[1:])
 def amass_pack_cli(argv=None):
     "Console script `amass_pack`: pack an unpacked AMASS tree into a memory-mapped store."
     args, start = pack_arguments(argv), time.perf_counter()
-    with user_errors("amass_pack", StoreError, AMASSFileError, FileNotFoundError, LockError, ValueError):
+    with user_errors("amass_pack", StoreError, AMASSFileError, OSError, LockError, ValueError):
         manifest, written = pack_store(*args.folders, n_jobs=max(1, args.jobs), keys=args.keys, force=args.force, progress=not args.quiet)
     what = f"{manifest['n_sequences']} sequences, {manifest['n_frames']} frames of {', '.join(manifest['keys'])}"
     print(f"{args.folders[1]}: {what} in {time.perf_counter() - start:.1f} s" if written else f"{args.folders[1]}: already packed ({what}), nothing to do")

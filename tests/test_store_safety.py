@@ -188,6 +188,8 @@ DAMAGE = {
     "lengths beyond the arrays": (lambda s: edit_tables(s, length=np.array([23, 40, 7, 13])), "the sequences hold 83 frames, the manifest says 82"),
     "a table of another length": (lambda s: edit_tables(s, fps=np.full(3, 120.0)), "column 'fps' is float64 of shape (3,), expected 4 rows"),
     "a missing column": (lambda s: np.savez(s / "sequences.npz", offset=np.zeros(4, int)), "sequences.npz: no 'length' column"),
+    "a negative frame rate": (lambda s: edit_tables(s, fps=np.array([120.0, -30, 120, 120])), "sequence 1 has frame rate -30.0"),
+    "an unknown gender code": (lambda s: edit_tables(s, gender=np.array([1, 5, 1, 1], np.float32)), "sequence 1 has gender code 5.0"),
     "manifest without its arrays": (lambda s: (s / "poses.npy").unlink(), "poses.npy is missing: the store is incomplete"),
     "manifest without its tables": (lambda s: (s / "sequences.npz").unlink(), "sequences.npz is missing: the store is incomplete"),
     "not JSON": (lambda s: (s / "manifest.json").write_text('{"format": "llamass-packed", "vers'), "manifest.json: unreadable manifest (JSONDecodeError"),
