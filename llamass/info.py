@@ -97,9 +97,11 @@ def _histogram(plt, values, path, label, title):
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-def plot_report(index, outdir):
-    "Write amass_file_sizes.png, amass_durations.png and amass_hours.png for the `SequenceIndex` `index` into `outdir`."
+def plot_report(index,  # a `SequenceIndex` (or a folder, indexed here)
+                outdir): # folder for the PNG files (made if missing)
+    "Write amass_file_sizes.png, amass_durations.png and amass_hours.png for the indexed folder into `outdir`."
     plt, outdir = _pyplot(), Path(outdir)
+    if not isinstance(index, SequenceIndex): index = index_sequences(index, progress=False)
     outdir.mkdir(parents=True, exist_ok=True)
     sizes = np.array([p.stat().st_size for p in index.paths], dtype=float)
     seconds = index.n_frames / np.where(index.fps > 0, index.fps, np.nan)
@@ -119,6 +121,7 @@ _INFO_EXAMPLES = """examples:
   amass_info ~/data/amass                    a table per sub-dataset and a total
   amass_info --json ~/data/amass > amass.json
   amass_info --plots images ~/data/amass     also write amass_file_sizes.png, amass_durations.png, amass_hours.png
+  amass_info -q ~/data/amass > report.txt    the table only: no progress bar, no notes
 """
 
 def amass_info(argv=None):
