@@ -7,7 +7,7 @@ __all__ = ['method_of', 'process_group_rank', 'check_rank', 'draw_seed', 'PassSt
            'world_size', 'items_per_worker', 'batches_per_item', 'set_epoch', 'epoch', 'signature', 'worker_init_fn',
            'to_device', 'IterableLoader', 'state_dict', 'load_state_dict']
 
-# %% ../nbs/04_engine.ipynb #c48d3b49
+# %% ../nbs/04_engine.ipynb #58359098
 import itertools
 from collections.abc import Mapping
 
@@ -19,7 +19,7 @@ import torch.utils.data as tudata
 from .clips import (batch_count, check_int, check_keep, clip_counts, kept_windows, rank_clip_count, rng_for,
                            round_robin_progress, sequence_order, shard_plan, worker_clip_counts)
 
-# %% ../nbs/04_engine.ipynb #98601611
+# %% ../nbs/04_engine.ipynb #44c72253
 def method_of(cls):
     "Decorator adding the decorated function or property to `cls`, with `__qualname__` naming the class."
     def add(member):
@@ -29,7 +29,7 @@ def method_of(cls):
         return member
     return add
 
-# %% ../nbs/04_engine.ipynb #42d5834e
+# %% ../nbs/04_engine.ipynb #d05e45bf
 def process_group_rank():
     "(rank, world_size) of this process's torch.distributed group, or None when there is none."
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return None
@@ -43,13 +43,13 @@ def check_rank(rank=None, world_size=None):
     world_size = check_int(world_size, "world_size", low=1)
     return check_int(rank, "rank", low=0, high=world_size - 1), world_size
 
-# %% ../nbs/04_engine.ipynb #fe05be4a
+# %% ../nbs/04_engine.ipynb #eac418c2
 def draw_seed(seed=0):
     "(seed, drawn): `seed` checked (an integer >= 0; 0 is a seed), or a fresh one for None."
     if seed is None: return int(np.random.SeedSequence().entropy % 2**63), True
     return check_int(seed, "seed", low=0), False
 
-# %% ../nbs/04_engine.ipynb #1031bd95
+# %% ../nbs/04_engine.ipynb #20df8758
 class PassState:
     "Epoch, resume point and batch transport of a dataset's next pass, in shared memory so workers see them."
     FIELDS = ("epoch", "epoch_set", "version", "resume_batches", "batch_size", "drop_last", "batches_per_item")
@@ -80,6 +80,10 @@ class PassState:
         self._put(epoch=epoch, epoch_set=1, resume_batches=resume_batches, batch_size=batch_size or 0,
                   drop_last=drop_last, batches_per_item=batches_per_item)
 
+    def end(self):
+        "After a loader's pass: workers of a later pass send one plain batch at a time unless a loader says otherwise."
+        self._put(batches_per_item=0)
+
     @property
     def resume_batches(self): return self._get("resume_batches")
     @property
@@ -91,7 +95,7 @@ class PassState:
 
     def __repr__(self): return "PassState(" + ", ".join(f"{f}={self._get(f)}" for f in self.FIELDS) + ")"
 
-# %% ../nbs/04_engine.ipynb #a39d2b83
+# %% ../nbs/04_engine.ipynb #669f42a8
 class ShardedClips(tudata.IterableDataset):
     "Base of llamass datasets: clip counts, sharding over ranks and workers, epochs and resuming."
     def __init__(self, *,
@@ -115,6 +119,7 @@ class ShardedClips(tudata.IterableDataset):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.counts = clip_counts(self.lengths, self.clip_length, self.overlapping, self.keep)
         self.window_starts = kept_windows(lengths, self.keep)[0]
+        if self.counts.sum() == 0: raise ValueError(_no_clip_message(self.lengths, self.clip_length, self.keep))
         self.pass_state, self._auto_passes, self._parent_rank = PassState(), 0, None
 
     # --- hooks a subclass fills ---
@@ -147,7 +152,15 @@ class ShardedClips(tudata.IterableDataset):
         seqs, starts = self.plan(epoch, shard, num_workers)
         yield from self.read_clips(seqs[skip:], starts[skip:])
 
-# %% ../nbs/04_engine.ipynb #b56e89e0
+# %% ../nbs/04_engine.ipynb #22669617
+def _no_clip_message(lengths, clip_length, keep):
+    "Why sequences of `lengths` frames give no clip."
+    starts, stops = kept_windows(lengths, keep)
+    longest = int(np.max(stops - starts, initial=0))
+    return (f"no clip of clip_length={clip_length} frames fits in any of the {len(lengths)} sequences: the longest keeps "
+            f"{longest} frames (keep={keep}); use a shorter clip_length or a larger keep")
+
+# %% ../nbs/04_engine.ipynb #235f6688
 @method_of(ShardedClips)
 def shard_owner(self):
     "(rank, world_size) whose shard this process reads: given, else the process group's now (else its parent's), else (0, 1)."
@@ -171,7 +184,7 @@ def world_size(self):
     "The number of ranks (read when asked)."
     return self.shard_owner()[1]
 
-# %% ../nbs/04_engine.ipynb #3c19b4d4
+# %% ../nbs/04_engine.ipynb #d1d717a8
 @method_of(ShardedClips)
 def __len__(self):
     "Clips this rank yields in one epoch."
@@ -187,7 +200,7 @@ def batches_per_item(self, num_workers):
     "How many batches a worker sends together (one; the packed store sends several small ones together)."
     return 1
 
-# %% ../nbs/04_engine.ipynb #f0a11f5e
+# %% ../nbs/04_engine.ipynb #7f818fb6
 @method_of(ShardedClips)
 def set_epoch(self, epoch):
     "Select the epoch whose order the next pass follows (also in persistent workers)."
@@ -234,7 +247,7 @@ def __iter__(self):
     shard, skip = self._resume_point(worker, num_workers)
     yield from self.iter_shard(self._pass_epoch(info), shard, num_workers, skip)
 
-# %% ../nbs/04_engine.ipynb #8dfe7392
+# %% ../nbs/04_engine.ipynb #2f7d8a68
 @method_of(ShardedClips)
 def signature(self):
     "What determines an epoch of this dataset: {field: value}, compared when resuming."
@@ -244,7 +257,7 @@ def signature(self):
               "rank": rank, "world_size": world_size}
     return {**fields, "seed": self.seed, "shuffle_buffer": self.shuffle_buffer} if self.shuffle else fields
 
-# %% ../nbs/04_engine.ipynb #831bbd16
+# %% ../nbs/04_engine.ipynb #7edaf1a2
 def worker_init_fn(worker_id):
     "DataLoader `worker_init_fn` for llamass datasets: checks that the worker's dataset shards itself."
     dataset = tudata.get_worker_info().dataset
@@ -269,14 +282,14 @@ def to_device(batch, device, non_blocking=False):
     if device is None or not isinstance(batch, Mapping): return batch
     return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-# %% ../nbs/04_engine.ipynb #7e588c4b
+# %% ../nbs/04_engine.ipynb #4c8d95ff
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for llamass datasets: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, device=None, **kwargs):
         super().__init__(dataset, *args, worker_init_fn=_ThenUserInit(worker_init_fn), **kwargs)
         object.__setattr__(self, "sampler", _EpochSampler(dataset))  # DataLoader forbids setting it after __init__
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is
-        self._epoch, self._batches, self._resume, self._seen_version = None, 0, None, dataset.pass_state.version
+        self._epoch, self._batches, self._resume, self._seen_version = None, 0, None, None
 
     def _workers(self): return max(1, self.num_workers)
 
@@ -295,7 +308,7 @@ class IterableLoader(tudata.DataLoader):
         if state.version != self._seen_version and state.epoch is not None: return state.epoch
         return 0 if self._epoch is None else self._epoch + 1
 
-# %% ../nbs/04_engine.ipynb #f0aa2a57
+# %% ../nbs/04_engine.ipynb #6cfc0694
 @method_of(IterableLoader)
 def __iter__(self):
     "Yield the batches of the next pass, counting them for `state_dict`."
@@ -305,10 +318,12 @@ def __iter__(self):
     per_item = self.dataset.batches_per_item(self.num_workers) if self.batch_size is None else 1
     self.dataset.pass_state.begin(epoch, skip, self.batch_size, self.drop_last, per_item)
     non_blocking = self.pin_memory and self.device is not None
-    for item in self._in_process() if self.num_workers == 0 and not self.pin_memory else tudata.DataLoader.__iter__(self):
-        for batch in item.batches() if hasattr(item, "batches") else [item]:
-            self._batches += 1
-            yield to_device(batch, self.device, non_blocking)
+    try:
+        for item in self._in_process() if self.num_workers == 0 and not self.pin_memory else tudata.DataLoader.__iter__(self):
+            for batch in item.batches() if hasattr(item, "batches") else [item]:
+                self._batches += 1
+                yield to_device(batch, self.device, non_blocking)
+    finally: self.dataset.pass_state.end()   # a plain DataLoader iterating the dataset later gets plain batches
 
 @method_of(IterableLoader)
 def _in_process(self):
@@ -320,7 +335,7 @@ def _in_process(self):
             if len(chunk) < self.batch_size and self.drop_last: return
             yield self.collate_fn(chunk)
 
-# %% ../nbs/04_engine.ipynb #590a42b1
+# %% ../nbs/04_engine.ipynb #eacc9385
 @method_of(IterableLoader)
 def state_dict(self):
     "Where this loader is: epoch, batches delivered in it, and what must match to resume."
@@ -336,7 +351,7 @@ def _check_resumable(self, state):
     mine = self.state_dict()
     for key in ("num_workers", "batch_size", "drop_last"):
         if state.get(key) != mine[key]: raise ValueError(f"cannot resume: state has {key}={state.get(key)!r}, this loader has {mine[key]!r}")
-    for key in sorted(set(state["dataset"]) | set(mine["dataset"])):
+    for key in sorted((set(state["dataset"]) | set(mine["dataset"])) - {"rank"}):
         if state["dataset"].get(key) != mine["dataset"].get(key):
             raise ValueError(f"cannot resume: state has {key}={state['dataset'].get(key)!r}, this dataset has {mine['dataset'].get(key)!r}")
     check_int(state["epoch"], "state['epoch']", low=0); check_int(state["batches"], "state['batches']", low=0, high=len(self))

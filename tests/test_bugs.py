@@ -82,7 +82,7 @@ def test_6_move_dirs_into_splits_honours_its_splits(tmp_path):
 def test_7_transform_none_and_user_worker_init_fn(five_files, tmp_path):
     root, lengths = five_files
     item = next(iter(AMASS(root, 2, progress=False)))
-    assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in item.values())
+    assert all(isinstance(v, np.ndarray) and v.dtype == (np.int64 if k == "gender" else np.float32) for k, v in item.items())
     marks = tmp_path / "marks"
     marks.mkdir()
     loader = IterableLoader(AMASS(root, 1, keep=1.0, data_keys=("trans",), progress=False), batch_size=4, num_workers=2,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-import llamass.packed as packed_module
+import llamass.store as store_module
 from llamass.core import AMASS, IterableLoader, PackedAMASS, StoreError, amass_pack
 from llamass.dataset import clip_ids
 from llamass.store import read_manifest
@@ -36,7 +36,7 @@ def test_same_clips_as_amass(sample_root, sample_store, clip_length, overlapping
     pairs = list(zip(amass, packed, strict=True))
     for a, p in pairs:
         assert list(a) == list(p)
-        assert all(p[k].dtype == np.float32 and a[k].tobytes() == p[k].tobytes() for k in a)
+        assert all(p[k].dtype == a[k].dtype == (np.int64 if k == "gender" else np.float32) and a[k].tobytes() == p[k].tobytes() for k in a)
 
 
 def test_shuffle_is_a_permutation_and_changes_per_epoch(sample_root, sample_store):
@@ -87,25 +87,30 @@ def test_resume_batches(ids, num_workers, batch_size, every_k):
     whole = [clip_ids(b) for b in loader()]
     assert len(whole) == len(loader()) and sorted(c for b in whole for c in b) == sorted((i, f) for i, n in enumerate(LENGTHS) for f in range(n))
     if num_workers: assert loader().dataset.batches_per_item(num_workers) == 16          # really sent together
-    for k in (range(len(whole) + 1) if every_k else (0, 1, len(whole) // 2, len(whole))):
+    for k in (range(len(whole)) if every_k else (0, 1, len(whole) // 2, len(whole) - 1)):
         first = loader()
         head = [clip_ids(b) for _, b in zip(range(k), first)]
         again = loader()
         again.load_state_dict(first.state_dict())
         assert head + [clip_ids(b) for b in again] == whole
+    finished, after_end, next_epoch = loader(), loader(), loader()
+    assert [clip_ids(b) for b in finished] == whole
+    after_end.load_state_dict(finished.state_dict())            # saved at the end of epoch 1: resumes at epoch 2
+    next_epoch.set_epoch(2)
+    assert [clip_ids(b) for b in after_end] == [clip_ids(b) for b in next_epoch] != whole
 
 
 def test_interrupted_pack_is_redone(ids, tmp_path, monkeypatch):
     tree, _ = ids
-    real = packed_module._pack_one
+    real = store_module._pack_one
     def dies_on_the_fourth(index, i, *args):
         if i == 3: raise KeyboardInterrupt("power cut")
         return real(index, i, *args)
-    monkeypatch.setattr(packed_module, "_pack_one", dies_on_the_fourth)
+    monkeypatch.setattr(store_module, "_pack_one", dies_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         amass_pack(tree, tmp_path / "store", n_jobs=1, progress=False)
     assert read_manifest(tmp_path / "store") is None and not (tmp_path / "store").exists()
-    monkeypatch.setattr(packed_module, "_pack_one", real)
+    monkeypatch.setattr(store_module, "_pack_one", real)
     assert amass_pack(tree, tmp_path / "store", progress=False)["n_frames"] == sum(LENGTHS)
     assert [c["trans"].tobytes() for c in PackedAMASS(tmp_path / "store", 1)] == [c["trans"].tobytes() for c in AMASS(tree, 1, progress=False)]
 
