@@ -15,7 +15,7 @@ from pathlib import Path
 from .tqdm import console_parser, user_errors, warn, folder_lock, LockError
 from .unpack import SPLIT_JOURNAL, check_folder_name, read_split_journal
 
-# %% ../nbs/06_splits.ipynb #be6c99fd
+# %% ../nbs/06_splits.ipynb #03a90d31
 # Where the names come from:
 # - legacy folders: the original llamass tables and checksum list (`llamass.unpack.hashes`: archive stem -> folder),
 #   which follow the AMASS authors' prepare_data.py (github.com/nghorbani/amass, src/amass/data/prepare_data.py);
@@ -69,7 +69,7 @@ spl_splits = dict(
     test={"CMU_Kitchen", "Eyes", "HEva", "", "MIXAMO", "Transition", "CMU", "BioMotion", "JointLimit", "ACCAD", "HDM05"},
 )
 
-# %% ../nbs/06_splits.ipynb #81ec21d3
+# %% ../nbs/06_splits.ipynb #2bbe61e4
 class SplitError(Exception):
     "A split that cannot be applied or undone; the message says which folder and why."
 
@@ -114,7 +114,7 @@ def resolve_splits(splits, present):
     unassigned = [] if _rest_split(splits) else sorted(n for n in present if n not in named)
     return resolved, missing, unassigned
 
-# %% ../nbs/06_splits.ipynb #7eea4f5c
+# %% ../nbs/06_splits.ipynb #dbeb2194
 JOURNAL = SPLIT_JOURNAL
 
 def _same_table(journal, table):
@@ -148,7 +148,7 @@ def resolve_subdatasets(root, subdatasets=None, split=None, splits="amass"):
     journal = read_split_journal(root/JOURNAL, ValueError)
     if journal and journal["moves"]:
         if not _same_table(journal, table):
-            raise ValueError(f"{root} was split by amass_split_dirs with another table ({_describe(journal.get('table') or {})}) "
+            raise ValueError(f"{root} was split by amass_split_dirs with another table ({_describe(journal.get('table') or {}) or 'an earlier table'}) "
                              f"than the one asked for ({_describe(table)}); ask for that table, or run amass_split_dirs --undo")
         left = subdataset_dirs(root, table)
         if left: warn(f"{root}: {', '.join(left)} are not in its split folders (unpacked after the split?); run amass_split_dirs again to place them")
@@ -207,7 +207,7 @@ def _apply(amass_loc, journal, undo=False):
         raise
     return len(done)
 
-# %% ../nbs/06_splits.ipynb #20d53693
+# %% ../nbs/06_splits.ipynb #eb6c7965
 def move_dirs_into_splits(amass_loc, splits="amass", undo=False, *,
                           resplit=False,       # a tree split with another table: undo that split, then apply this one
                           lock_timeout=None):  # seconds to wait for another run on `amass_loc` (None: as long as it takes)

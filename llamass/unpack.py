@@ -89,7 +89,7 @@ hashes = {
     "DanceDB.tar.bz2": {"unpacks_to": "DanceDB", "hash": "9ce35953c4234489036ecb1c26ae38bc"},
 }
 
-# %% ../nbs/01_unpack.ipynb #3a166be2
+# %% ../nbs/01_unpack.ipynb #d6744b72
 UNPACK_RECORD = ".llamass_unpacked.json"   # which archive made which folder of an output folder
 SPLIT_JOURNAL = ".llamass_splits.json"     # the moves amass_split_dirs made (chapter Splits)
 MAX_NAME_BYTES = 200                       # longest folder name: leaves room for `.hash.tmp` and friends
@@ -180,7 +180,7 @@ def decompressed_stream(raw, suffix):
     if suffix in (".tar.gz", ".tgz"): return gzip.GzipFile(fileobj=raw)
     return raw
 
-# %% ../nbs/01_unpack.ipynb #e1c94b28
+# %% ../nbs/01_unpack.ipynb #81d8cfaa
 _KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a character device",
           tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO", tarfile.GNUTYPE_SPARSE: "a sparse file"}
 
@@ -199,7 +199,7 @@ def member_problem(member):
     if parts and len(parts[0].encode()) > MAX_NAME_BYTES: return f"a top-level name longer than {MAX_NAME_BYTES} bytes"
     return None
 
-# %% ../nbs/01_unpack.ipynb #0249af55
+# %% ../nbs/01_unpack.ipynb #74f189c2
 class RefusedMember(UnpackError):
     "An archive member that llamass refuses to extract."
 
@@ -281,7 +281,7 @@ def extract_archive(archive, dest, bar=None, threads=1):
         raise UnpackError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e})") from None
     return tuple(counts)
 
-# %% ../nbs/01_unpack.ipynb #54ffb942
+# %% ../nbs/01_unpack.ipynb #d1e43992
 def _read_json(path, error, what):
     "The JSON object in `path` (None if there is no file), else `error` naming the file."
     if not os.path.lexists(path): return None
@@ -318,7 +318,7 @@ def _read_record(path):
     if not ok: raise UnpackError(f"{path}: malformed unpack record; move it away to start over")
     return record
 
-# %% ../nbs/01_unpack.ipynb #4f7e06e3
+# %% ../nbs/01_unpack.ipynb #d4328c58
 def _archive_stamp(archive):
     "(size, modification time in ns) of `archive`: what says it is the same file as before."
     st = Path(archive).stat()
@@ -435,10 +435,11 @@ def _swap_in(staging, names, out):
         old = out.path/".llamass-old"/dest.relative_to(out.path)
         _hash_path(out.path, name).unlink(missing_ok=True)  # its content is about to change
         if os.path.lexists(dest): old.parent.mkdir(parents=True, exist_ok=True); _remove(old); dest.rename(old); olds.append(old)
+        dest.parent.mkdir(exist_ok=True)                     # a split folder removed since the split
         (staging/name).rename(dest)
     return olds
 
-# %% ../nbs/01_unpack.ipynb #006b05a7
+# %% ../nbs/01_unpack.ipynb #55a3f8ea
 def stage_archive(archive, out, verify=False, bar=None, checksums=hashes, threads=1):
     "Extract `archive` into its staging folder in `out` (an `OutputFolder`): a summary dict (status 'staged', or 'skipped')."
     archive = Path(archive)
@@ -487,7 +488,7 @@ def finish_archive(staged):
         warn(f"{archive}: no published checksum; unpacked without verification (re-runs with --verify skip it while it is unchanged)")
     return {**staged, "status": status, "folders": names}
 
-# %% ../nbs/01_unpack.ipynb #818b5b9a
+# %% ../nbs/01_unpack.ipynb #960ef657
 def check_writable(outdir):
     "Create `outdir` if needed and check that files can be written in it, else `UnpackError` naming it."
     try:
