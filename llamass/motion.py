@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['BODY_JOINTS', 'JOINT_NAMES', 'REFLECT_ROTVEC', 'REFLECT_POINT', 'FOOT_JOINTS', 'UP_AXES', 'FORWARD', 'Z_UP_TO_Y_UP',
            'FOOT_HEIGHT', 'FOOT_SPEED', 'mirror_order', 'mirror_rotvecs', 'mirror_points', 'mirror_trans', 'model_of',
-           'mirror', 'heading', 'about_up', 'canonical_frame', 'move_points', 'move_body', 'canonicalize',
-           'joint_velocities', 'foot_contacts']
+           'mirror', 'mirror_where', 'heading', 'about_up', 'canonical_frame', 'move_points', 'move_body',
+           'canonicalize', 'joint_velocities', 'foot_contacts']
 
 # %% ../nbs/19_motion.ipynb #5b543d12
 import roma
@@ -88,6 +88,18 @@ def mirror(batch, # a dict of tensors: poses or split pose keys, trans, joints, 
         if key in batch: out[key] = mirror_points(batch[key], names[:batch[key].shape[-2]])
     if "foot_contacts" in batch: out["foot_contacts"] = batch["foot_contacts"][..., mirror_order(FOOT_JOINTS)]
     return out
+
+# %% ../nbs/19_motion.ipynb #8d3070fc
+def mirror_where(batch, # a dict of tensors, as for `mirror`, with leading (batch) dimensions
+                 which, # boolean tensor of the leading dimensions: the clips to mirror
+                 **kwargs): # model= and pelvis=, as for `mirror`
+    "The batch with the clips where `which` is True mirrored and the others unchanged."
+    mirrored, which = mirror(batch, **kwargs), torch.as_tensor(which, dtype=torch.bool)
+    def pick(key, value):
+        if mirrored[key] is value: return value
+        mask = which.to(value.device).reshape(*which.shape, *[1] * (value.dim() - which.dim()))
+        return torch.where(mask, mirrored[key], _float(value) if value.is_floating_point() else value)
+    return {key: pick(key, value) for key, value in batch.items()}
 
 # %% ../nbs/19_motion.ipynb #74b9aba1
 UP_AXES = {"z": 2, "y": 1}        # index of the up axis

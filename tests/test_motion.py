@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from llamass.features import FINGER_JOINT_NAMES
 from llamass.motion import (BODY_JOINTS, FOOT_JOINTS, JOINT_NAMES, UP_AXES, about_up, canonicalize, foot_contacts, heading,
-                            joint_velocities, mirror, mirror_points, move_body, move_points)
+                            joint_velocities, mirror, mirror_points, mirror_where, move_body, move_points)
 from llamass.transforms import Skeleton, joint_positions
 
 F64 = torch.float64
@@ -120,6 +120,15 @@ def test_mirroring_twice_is_the_identity_and_fk_commutes_with_mirroring(model, s
     assert torch.allclose(mirrored["joint_velocities"], joint_velocities(mirrored["joints"], 30.0), atol=1e-9)
     left, right = [FOOT_JOINTS.index(f) for f in ("left_ankle", "left_foot")], [FOOT_JOINTS.index(f) for f in ("right_ankle", "right_foot")]
     assert torch.equal(mirrored["foot_contacts"][..., left], contacts[..., right])
+
+
+def test_mirror_where_mirrors_exactly_the_chosen_clips():
+    poses, trans = random_clips("smplx", 6, 4, 7)
+    batch = {"poses": poses, "trans": trans, "foot_contacts": torch.rand(6, 4, 4) > 0.5, "fps": torch.full((6,), 30.0)}
+    which = torch.tensor([True, False, False, True, True, False])
+    half, full = mirror_where(batch, which), mirror(batch)
+    for key in batch:
+        assert torch.equal(half[key][which], full[key][which]) and torch.equal(half[key][~which], batch[key][~which]), key
 
 
 def test_mirroring_keeps_a_canonical_clip_canonical():
