@@ -183,7 +183,8 @@ class ClipLabels:
 # %% ../nbs/18_labels.ipynb #b32c35ab
 def _clip_arrays(paths, starts, lengths, fps):
     "Keys, starts, lengths and frame rates of a batch of clips as flat arrays of one length."
-    keys = np.array([sequence_key(p) for p in paths], dtype=str)  # one per clip, never per frame
+    unique, inverse = np.unique(np.asarray([str(p) for p in paths], dtype=str), return_inverse=True)
+    keys = np.array([sequence_key(p) for p in unique], dtype=str)[inverse.reshape(-1)]  # once per sequence, not per clip
     n = len(keys)
     arrays = [np.broadcast_to(np.asarray(a), (n,)) for a in (starts, lengths, fps)]
     if np.any(arrays[1] < 0): raise ValueError("clip_labels: lengths must be >= 0")
