@@ -6,7 +6,7 @@
 __all__ = ['REPRESENTATIONS', 'SMPL_PARENTS', 'SMPL_NR_JOINTS', 'SMPL_MAJOR_JOINTS', 'SMPLH_PARENTS', 'SMPLH_MAJOR_JOINTS',
            'SMPLH_SKELETON', 'SMPLH_BODY_JOINTS', 'SMPLH52_PARENTS', 'SMPL_REST_JOINTS', 'SMPLH_REST_JOINTS',
            'MODEL_KEYS', 'aa_to', 'to_aa', 'AxisAngleTo', 'ToAxisAngle', 'aa_to_euler', 'euler_to_aa', 'tree_levels',
-           'fk_rotmat', 'Skeleton', 'joint_positions', 'load_body_model', 'model_rest_joints',
+           'fk_rotmat', 'load_body_model', 'model_rest_joints', 'Skeleton', 'joint_positions',
            'rotation_matrix_to_quaternion', 'quaternion_to_angle_axis', 'rotation_matrix_to_angle_axis',
            'angle_axis_to_rotation_matrix', 'Rotation', 'sparse_to_full', 'ForwardKinematics', 'SMPL_ForwardKinematics',
            'SMPLHForwardKinematics', 'scipy_aa_to_euler', 'scipy_euler_to_aa']
@@ -156,48 +156,6 @@ SMPLH_REST_JOINTS = np.array([  # SMPL+H's rest joint positions (meters, y up): 
     [6.81283645e-01, 2.22164620e-01, -4.35452575e-02], [-6.84195501e-01, 2.19559526e-01, -4.66786778e-02],
     [7.65325829e-01, 2.14003084e-01, -5.84906248e-02], [-7.68817426e-01, 2.13442268e-01, -5.69937621e-02]])
 
-# %% ../nbs/12_transforms.ipynb #7b578aa2
-class Skeleton:
-    "A kinematic tree: `parents` (-1 for the root) and `rest_joints` `(J, 3)` or `(..., J, 3)` (e.g. one per `betas`)."
-    def __init__(self, parents, rest_joints):
-        self.parents = [int(p) for p in parents]
-        tree_levels(tuple(self.parents))  # checks the tree
-        self.rest_joints = torch.as_tensor(rest_joints)
-        if self.rest_joints.shape[-2:] != (len(self.parents), 3):
-            raise ValueError(f"Skeleton: rest_joints must end in ({len(self.parents)}, 3) for {len(self.parents)} parents, got {tuple(self.rest_joints.shape)}")
-
-    @property
-    def n_joints(self): return len(self.parents)
-
-    @property
-    def offsets(self):
-        "Each joint's rest offset from its parent `(..., J, 3)`; the root's is its rest position."
-        parent_positions = self.rest_joints[..., [max(p, 0) for p in self.parents], :]
-        return torch.cat([self.rest_joints[..., :1, :], (self.rest_joints - parent_positions)[..., 1:, :]], dim=-2)
-
-    @classmethod
-    def smpl(cls): return cls(SMPL_PARENTS, SMPL_REST_JOINTS)
-
-    @classmethod
-    def smplh_body(cls): return cls(SMPL_PARENTS[:SMPLH_BODY_JOINTS], SMPLH_REST_JOINTS[:SMPLH_BODY_JOINTS])
-
-    def __repr__(self): return f"Skeleton({self.n_joints} joints, rest_joints {tuple(self.rest_joints.shape)})"
-
-# %% ../nbs/12_transforms.ipynb #d4653da6
-def joint_positions(poses,          # axis-angle `(..., J*3)` or `(..., J, 3)`, at least the skeleton's joints
-                    skeleton=None,  # a `Skeleton`; `Skeleton.smplh_body()` when None
-                    trans=None):    # `(..., 3)` root translation (AMASS `trans`); none when None
-    "Joint positions `(..., J, 3)` (meters) of `poses` on `skeleton`, by forward kinematics."
-    skeleton = skeleton or Skeleton.smplh_body()
-    poses = _as_tensor(poses)
-    rotvecs = poses if poses.ndim >= 2 and poses.shape[-1] == 3 else _rotvecs(poses, "poses")
-    if rotvecs.shape[-2] < skeleton.n_joints:
-        raise ValueError(f"joint_positions: poses hold {rotvecs.shape[-2]} joints, the skeleton needs {skeleton.n_joints}")
-    offsets = skeleton.offsets.to(rotvecs)
-    root = offsets[..., 0, :] if trans is None else offsets[..., 0, :] + torch.as_tensor(trans).to(rotvecs)
-    rotmats = roma.rotvec_to_rotmat(rotvecs[..., :skeleton.n_joints, :])
-    return fk_rotmat(rotmats, skeleton.parents, offsets, root.expand(rotmats.shape[:-3] + (3,)))
-
 # %% ../nbs/12_transforms.ipynb #709f137e
 from pathlib import Path
 
@@ -226,11 +184,53 @@ def model_rest_joints(model,       # a dict from `load_body_model`
     if n_betas > available: raise ValueError(f"betas: {n_betas} coefficients, the model has {available} shape directions")
     return rest + torch.einsum("jcb,...b->...jc", torch.as_tensor(model["joint_shapedirs"][..., :n_betas]), betas)
 
-def _skeleton_from_model(cls, path, betas=None):
-    "The skeleton of the body model file at `path` for shape `betas` `(..., B)`."
-    model = load_body_model(path)
-    return cls(model["parents"], model_rest_joints(model, betas))
-Skeleton.from_model = classmethod(_skeleton_from_model)
+# %% ../nbs/12_transforms.ipynb #7b578aa2
+class Skeleton:
+    "A kinematic tree: `parents` (-1 for the root) and `rest_joints` `(J, 3)` or `(..., J, 3)` (e.g. one per `betas`)."
+    def __init__(self, parents, rest_joints):
+        self.parents = [int(p) for p in parents]
+        tree_levels(tuple(self.parents))  # checks the tree
+        self.rest_joints = torch.as_tensor(rest_joints)
+        if self.rest_joints.shape[-2:] != (len(self.parents), 3):
+            raise ValueError(f"Skeleton: rest_joints must end in ({len(self.parents)}, 3) for {len(self.parents)} parents, got {tuple(self.rest_joints.shape)}")
+
+    @property
+    def n_joints(self): return len(self.parents)
+
+    @property
+    def offsets(self):
+        "Each joint's rest offset from its parent `(..., J, 3)`; the root's is its rest position."
+        parent_positions = self.rest_joints[..., [max(p, 0) for p in self.parents], :]
+        return torch.cat([self.rest_joints[..., :1, :], (self.rest_joints - parent_positions)[..., 1:, :]], dim=-2)
+
+    @classmethod
+    def smpl(cls): return cls(SMPL_PARENTS, SMPL_REST_JOINTS)
+
+    @classmethod
+    def smplh_body(cls): return cls(SMPL_PARENTS[:SMPLH_BODY_JOINTS], SMPLH_REST_JOINTS[:SMPLH_BODY_JOINTS])
+
+    @classmethod
+    def from_model(cls, path, betas=None): # a body model `.npz`; `betas` `(..., B)` or None (the mean shape)
+        "The skeleton of the body model file at `path` for body shape `betas`."
+        model = load_body_model(path)
+        return cls(model["parents"], model_rest_joints(model, betas))
+
+    def __repr__(self): return f"Skeleton({self.n_joints} joints, rest_joints {tuple(self.rest_joints.shape)})"
+
+# %% ../nbs/12_transforms.ipynb #d4653da6
+def joint_positions(poses,          # axis-angle `(..., J*3)` or `(..., J, 3)`, at least the skeleton's joints
+                    skeleton=None,  # a `Skeleton`; `Skeleton.smplh_body()` when None
+                    trans=None):    # `(..., 3)` root translation (AMASS `trans`); none when None
+    "Joint positions `(..., J, 3)` (meters) of `poses` on `skeleton`, by forward kinematics."
+    skeleton = skeleton or Skeleton.smplh_body()
+    poses = _as_tensor(poses)
+    rotvecs = poses if poses.ndim >= 2 and poses.shape[-1] == 3 else _rotvecs(poses, "poses")
+    if rotvecs.shape[-2] < skeleton.n_joints:
+        raise ValueError(f"joint_positions: poses hold {rotvecs.shape[-2]} joints, the skeleton needs {skeleton.n_joints}")
+    offsets = skeleton.offsets.to(rotvecs)
+    root = offsets[..., 0, :] if trans is None else offsets[..., 0, :] + torch.as_tensor(trans).to(rotvecs)
+    rotmats = roma.rotvec_to_rotmat(rotvecs[..., :skeleton.n_joints, :])
+    return fk_rotmat(rotmats, skeleton.parents, offsets, root.expand(rotmats.shape[:-3] + (3,)))
 
 # %% ../nbs/12_transforms.ipynb #3d8833c3
 import torch.nn.functional as F

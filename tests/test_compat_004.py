@@ -59,6 +59,28 @@ class LinearBody:
                                Jtr=torch.sin(pose_body).reshape(len(pose_body), -1, 3))
 
 
+# ---------------------------------------------------------------- the same names as 0.0.4
+
+NAMES_004 = {  # the __all__ of each module of llamass 0.0.4
+    "transforms": ["rotation_matrix_to_angle_axis", "rotation_matrix_to_quaternion", "quaternion_to_angle_axis",
+                   "angle_axis_to_rotation_matrix", "Rotation", "ForwardKinematics", "SMPL_ForwardKinematics",
+                   "SMPL_MAJOR_JOINTS", "SMPL_NR_JOINTS", "SMPL_PARENTS", "SMPLHForwardKinematics", "SMPLH_PARENTS",
+                   "SMPLH_MAJOR_JOINTS", "SMPLH_SKELETON", "scipy_aa_to_euler", "scipy_euler_to_aa"],
+    "losses": ["aa_cosine", "GeodesicLossR", "ContinuousRotReprDecoder", "ForwardKinematicLoss", "VPoserLikelihood",
+               "discretize", "DiscretizedEulerLoss", "euler_angle_mse", "GeodesicLossSPL", "PositionalLossSPL", "PCK_SPL",
+               "calculate_auc", "all_univariate_tensors_in"],
+    "features": ["calculate_stats", "stats_for_paths", "jsonize"],
+    "dips": ["sparse_to_full", "SMPL_ForwardKinematics_Sparse", "iter_pkl_in"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(NAMES_004))
+def test_004_names_are_exported(module):
+    namespace = {}
+    exec(f"from llamass.{module} import *", namespace)  # a 0.0.4 script's star import gets every name
+    assert [n for n in NAMES_004[module] if n not in namespace] == []
+
+
 # ---------------------------------------------------------------- the same numbers as 0.0.4
 
 def test_raw_conversions_match_004():
