@@ -216,6 +216,14 @@ def test_as_euler_float32_and_float64():  # 0.0.4: float64 input raised RuntimeE
     np.testing.assert_allclose(Rotation.from_euler(e64).as_rotvec(), poses, atol=1e-9)  # from_euler: new, the inverse
 
 
+def test_as_euler_at_gimbal_lock():  # 0.0.4 gave (pi, pi/2, 0) here: another rotation (its special case read the wrong entries)
+    c, s = np.cos(0.3), np.sin(0.3)
+    m = torch.tensor([[[0., 0, -1], [s, c, 0], [c, -s, 0]]])  # R[0, 2] exactly -1: the middle angle is pi/2
+    e = Rotation.from_matrix(m).as_euler()
+    np.testing.assert_allclose(e, [[0.3, np.pi / 2, 0]], atol=1e-12)
+    np.testing.assert_allclose(Rotation.from_euler(e).as_matrix().reshape(1, 3, 3), m, atol=1e-12)
+
+
 def test_fk_does_not_modify_its_input():  # 0.0.4 overwrote the caller's root rotation
     mats = Rotation.from_rotvec(t("poses")).as_matrix()
     before = mats.clone()
