@@ -9,6 +9,7 @@ __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'has_key', 'stand
 
 # %% ../nbs/05_dataset.ipynb #398d144a
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import torch.utils.data as tudata
 from .clips import check_clip_length, check_keep, check_real, check_target_fps, clip_counts, keep_slice, rng_for, resampled_lengths, source_frames
 from .engine import IterableLoader, ShardedClips, method_of, worker_init_fn
 from .splits import resolve_subdatasets
-from .index import AMASSFileError, GENDER_CODES, MODEL_WIDTHS, gender_code, index_sequences
+from .index import AMASSFileError, GENDER_CODES, MODEL_WIDTHS, gender_code, index_sequences, npz_keys, read_npz, width_check
+from .tqdm import warn
 
 # %% ../nbs/05_dataset.ipynb #736949ba
 DEFAULT_KEYS = ("poses", "dmpls", "trans", "betas", "gender")
@@ -39,14 +41,14 @@ def standard_keys(index):
     return tuple(k for k in DEFAULT_KEYS if all(has_key(keys, m, k) for keys, m in zip(index.keys, index.models)))
 
 # %% ../nbs/05_dataset.ipynb #2f1084cd
-def _per_frame(npz, key, n_frames, path):
-    "The per-frame array of `key` from an open npz: float32, or int64 for `gender`."
-    if key not in npz.files:
-        model = MODEL_WIDTHS.get(npz["poses"].shape[1]) if "poses" in npz.files else None
-        if key not in POSE_SLICES.get(model, {}): raise AMASSFileError(f"{path}: no {key!r} array (keys: {sorted(npz.files)})")
+def _per_frame(arrays, key, n_frames, path):
+    "The per-frame array of `key` from a file's `arrays` (as read): float32, or int64 for `gender`."
+    if key not in arrays:
+        model = MODEL_WIDTHS.get(arrays["poses"].shape[1])
+        if key not in POSE_SLICES.get(model, {}): raise AMASSFileError(f"{path}: no {key!r} array (keys: {sorted(arrays)})")
         start, stop = POSE_SLICES[model][key]
-        return npz["poses"][:, start:stop].astype(np.float32)
-    value = npz[key]
+        return arrays["poses"][:, start:stop].astype(np.float32)
+    value = arrays[key]
     if key == "gender": return np.full(n_frames, gender_code(value, path), dtype=np.int64)
     if not np.issubdtype(value.dtype, np.number): raise AMASSFileError(f"{path}: {key!r} is not numeric ({value.dtype})")
     if key in PER_SEQUENCE_KEYS or value.ndim == 0:
@@ -55,12 +57,17 @@ def _per_frame(npz, key, n_frames, path):
         raise AMASSFileError(f"{path}: {key!r} has {value.shape[0]} frames, 'poses' has {n_frames}")
     return value.astype(np.float32)
 
+def _stored_keys(path):
+    "The array names of the npz at `path`."
+    with zipfile.ZipFile(path) as zf: return npz_keys(zf.namelist())
+
 def load_sequence(path, keys=DEFAULT_KEYS):
     "Dict of arrays (frames first; float32, `gender` int64) of `keys` from the sequence file at `path`."
     try:
-        with np.load(path) as npz:
-            n_frames = npz["poses"].shape[0]
-            return {key: _per_frame(npz, key, n_frames, path) for key in keys}
+        stored = _stored_keys(path)
+        arrays = read_npz(path, ["poses"] + [k for k in keys if k in stored and k != "poses"])   # thread-safe, CRC checked
+        n_frames = arrays["poses"].shape[0]
+        return {key: _per_frame(arrays, key, n_frames, path) for key in keys}
     except AMASSFileError: raise
     except Exception as e:
         raise AMASSFileError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
@@ -120,7 +127,7 @@ def _usable(index, strict, check):
     problems = [check(i) for i in range(len(index))]
     bad = [p for p in problems if p is not None]
     if bad and strict: raise AMASSFileError(bad[0])
-    for problem in bad: warnings.warn(f"skipping {problem}")
+    for problem in bad: warn(f"skipping {problem}")
     return index.select([p is None for p in problems])
 
 def _fps_problem(index, fps, target_fps):
@@ -169,8 +176,10 @@ class AMASS(ShardedClips):
         check_clip_length(clip_length); check_keep(keep)
         self.transform, self.strict = transform, bool(strict)
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
-        self.index = _checked_index(Path(amass_location).expanduser(), subdatasets, split, splits, strict, n_jobs, progress)
+        extra_keys = tuple(k for k in (data_keys or ()) if k not in DEFAULT_KEYS)   # checked from the headers too
+        self.index = _checked_index(Path(amass_location).expanduser(), subdatasets, split, splits, strict, n_jobs, progress, extra_keys)
         self.data_keys = check_data_keys(self.index, data_keys)
+        self.index = _usable(self.index, strict, width_check(self.index, self.data_keys))   # e.g. betas (10,) among (16,)
         self.index = _usable_index(self.index, strict, fps_overrides, self.target_fps, self.data_keys if check_finite else None)
         self.fps = effective_fps(self.index, fps_overrides)
         self.ratios = self.fps / self.target_fps if self.target_fps is not None else np.ones(len(self.index))
@@ -186,10 +195,10 @@ class AMASS(ShardedClips):
         return joblib.hash((self.index.relative_paths(), self.index.n_frames, self.fps, self.ratios, self.data_keys))
 
 # %% ../nbs/05_dataset.ipynb #0c35a3f8
-def _checked_index(root, subdatasets, split, splits, strict, n_jobs, progress):
+def _checked_index(root, subdatasets, split, splits, strict, n_jobs, progress, extra_keys=()):
     "The index of the sequences of `root` that the dataset reads, refusing an empty or mixed-model one."
     folder, chosen = resolve_subdatasets(root, subdatasets, split, splits)
-    index = index_sequences(folder, n_jobs=n_jobs, strict=strict, progress=progress, subdatasets=chosen)
+    index = index_sequences(folder, n_jobs=n_jobs, strict=strict, progress=progress, subdatasets=chosen, extra_keys=extra_keys)
     if len(index) == 0: raise FileNotFoundError(f"no AMASS sequences (*.npz files) found in {index.root}")
     check_models(index)
     return index
@@ -225,7 +234,7 @@ def _load(self, i):
     try: return self.sequence_arrays(i)
     except AMASSFileError as e:
         if self.strict: raise
-        warnings.warn(f"skipping {e}")
+        warn(f"skipping {e}")
 
 @method_of(AMASS)
 def read_clips(self, seqs, starts):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PackedAMASS', 'items_per_worker', 'clip_frames', 'packed_rows', 'sequence_arrays', 'PackedBatches', 'gather',
-           'batches_per_item', 'iter_shard']
+           'batches_per_item', 'iter_shard', 'device_bytes', 'held', 'device_batch']
 
 # %% ../nbs/10_packed.ipynb #a1c7b995
 import math
@@ -19,7 +19,7 @@ from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permu
 from .clips import check_int, check_real
 from .dataset import DEFAULT_KEYS, POSE_SLICES, apply_transform, overridden_fps
 from .engine import ShardedClips, method_of
-from .store import FORMAT, PER_SEQUENCE, StoreError, amass_pack, read_manifest
+from .store import PER_SEQUENCE, StoreError, amass_pack, map_arrays, open_store, read_manifest
 
 # %% ../nbs/10_packed.ipynb #f28dac65
 _CHUNK = 1 << 16  # positions planned at once: memory stays small whatever the dataset's size
@@ -43,7 +43,9 @@ class PackedAMASS(ShardedClips):
                  target_fps=None,        # resample every sequence to this frame rate (frame selection, as `AMASS`)
                  fps_overrides=None,     # {relative path or sub-dataset: fps} correcting recorded rates
                  batch_size=None,        # yield whole batches of this many clips (use DataLoader(batch_size=None))
-                 drop_last=False):       # drop each shard's last partial batch
+                 drop_last=False,        # drop each shard's last partial batch
+                 device=None,            # hold the store's keys on this torch device and gather batches there
+                 storage_dtype=None):    # dtype of the keys held on `device` (torch.float32; float16 / bfloat16 halve it)
         self.store = Path(store).expanduser()
         self.manifest, self.tables = _open_store(self.store)
         self.data_keys = _store_data_keys(self.store, self.manifest, data_keys)
@@ -56,9 +58,11 @@ class PackedAMASS(ShardedClips):
         super().__init__(lengths=resampled_lengths(self.tables["length"], self.ratios), clip_length=clip_length,
                          overlapping=overlapping, keep=keep, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
                          pad=pad, file_list_seed=file_list_seed)
+        self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size)
         self._arrays = None
 
-    def __getstate__(self): return {**super().__getstate__(), "_arrays": None, "_source_list": None}  # each process maps the files itself
+    def __getstate__(self):   # each process maps the files (and loads any device copy) itself
+        return {**super().__getstate__(), "_arrays": None, "_source_list": None, "_held": None}
 
     def fingerprint(self):
         "Changes when the store's contents (its manifest's fingerprint), frame rates or keys read change."
@@ -67,7 +71,7 @@ class PackedAMASS(ShardedClips):
     def arrays(self):
         "The per-frame arrays of the store, memory-mapped (opened once per process); split pose keys are views of `poses`."
         if self._arrays is None:
-            stored = {k: np.load(self.store / f"{k}.npy", mmap_mode="r") for k in self.manifest["keys"]}
+            stored = map_arrays(self.store, self.manifest)   # refuses a store replaced since it was opened
             slices = POSE_SLICES.get(self.manifest.get("model"), {})
             self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
                             for k in self.data_keys if k not in PER_SEQUENCE}
@@ -75,11 +79,9 @@ class PackedAMASS(ShardedClips):
 
 # %% ../nbs/10_packed.ipynb #f94cafb2
 def _open_store(store):
-    "(manifest, per-sequence tables) of the packed store at `store`, or `StoreError`."
-    manifest = read_manifest(store)
-    if manifest is None or manifest.get("format") != FORMAT:
-        raise StoreError(f"{store} is not a packed AMASS store (no manifest.json); make one with amass_pack")
-    with np.load(store / "sequences.npz") as tables: return manifest, {k: tables[k] for k in tables.files}
+    "(manifest, per-sequence tables) of the packed store at `store`, checked (`StoreError` naming what is damaged)."
+    opened = open_store(store, keys=())      # checks the manifest, the tables, the offsets and every array file
+    return opened.manifest, opened.tables
 
 def _store_data_keys(store, manifest, data_keys):
     "The keys to read (None: the store's per-frame keys, then betas and gender), or `ValueError` naming one it lacks."
@@ -229,6 +231,9 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
         seqs, starts = self.clip_frames(np.arange(lo + first * step, min(lo + window[-1][1] * step, hi)), epoch)
         for b0, b1 in window:
             cut = [slice((b - first) * step, (b + 1 - first) * step) for b in range(b0, b1)]
+            if self.device is not None:
+                yield from (apply_transform(self.transform, self.device_batch(seqs[c], starts[c])) for c in cut)
+                continue
             item = self.gather([(seqs[c], starts[c]) for c in cut])
             yield item if grouped else apply_transform(self.transform, item.batches()[0])
 
@@ -245,3 +250,58 @@ def _clips(self, seqs, starts):
             else: clip[key] = source[clip_rows]
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1).astype(np.int64)
         yield apply_transform(self.transform, clip)
+
+# %% ../nbs/10_packed.ipynb #54d73305
+_STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+def _check_device(device, storage_dtype, batch_size):
+    "(torch.device or None, storage dtype), or `ValueError` for a combination that cannot work."
+    if device is None:
+        if storage_dtype is not None: raise ValueError("storage_dtype applies to device= only; give a device (e.g. device='cuda')")
+        return None, None
+    if batch_size is None: raise ValueError(f"device={device!r} gathers whole batches: give batch_size= too")
+    storage_dtype = torch.float32 if storage_dtype is None else storage_dtype
+    if storage_dtype not in _STORAGE_DTYPES: raise ValueError(f"storage_dtype must be one of {_STORAGE_DTYPES}, got {storage_dtype!r}")
+    return torch.device(device), storage_dtype
+
+@method_of(PackedAMASS)
+def device_bytes(self):
+    "Bytes the keys of this dataset take on its device."
+    itemsize = torch.finfo(self.storage_dtype).bits // 8
+    stored = {k for k in self.manifest["keys"] if any(k == s or (k == "poses" and s in POSE_SLICES.get(self.manifest.get("model"), {})) for s in self.data_keys)}
+    return int(self.manifest["n_frames"]) * sum(self.manifest["keys"][k] for k in stored) * itemsize
+
+@method_of(PackedAMASS)
+def _check_fits(self):
+    "Raise `ValueError` saying what to do when the keys do not fit in the device's free memory."
+    if self.device.type != "cuda": return
+    free, _ = torch.cuda.mem_get_info(self.device)
+    need = self.device_bytes()
+    if need > 0.9 * free:
+        raise ValueError(f"the store's keys {list(self.data_keys)} need {need / 1e9:.1f} GB on {self.device}, which has {free / 1e9:.1f} GB free; "
+                         f"read fewer keys (data_keys=), store them in half precision (storage_dtype=torch.float16), "
+                         f"or gather on the CPU (device=None, with DataLoader workers)")
+
+# %% ../nbs/10_packed.ipynb #70fd0e02
+@method_of(PackedAMASS)
+def held(self):
+    "{key: (tensor on the device, per sequence?)}, copied from the store on first use in this process."
+    if getattr(self, "_held", None) is None:
+        if torch.utils.data.get_worker_info() is not None:
+            raise ValueError(f"PackedAMASS(device={str(self.device)!r}) gathers in the main process: use num_workers=0")
+        self._check_fits()
+        as_held = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.storage_dtype)
+        self._held = {k: (as_held(source), per_sequence) for k, _, source, per_sequence in self._sources()}
+    return self._held
+
+@method_of(PackedAMASS)
+def device_batch(self, seqs, starts):
+    "The batch of the clips at (seqs, starts), gathered on the device: a dict of float32 tensors (`gender` int64)."
+    n, length = len(starts), self.clip_length
+    rows = torch.as_tensor(self.packed_rows(seqs, starts).reshape(-1), device=self.device)
+    seq_rows = torch.as_tensor(np.repeat(seqs, length), device=self.device)
+    batch = {}
+    for key, (tensor, per_sequence) in self.held().items():
+        values = tensor.index_select(0, seq_rows if per_sequence else rows).float()
+        batch[key] = values.reshape(n, length).long() if key == "gender" else values.reshape(n, length, -1)
+    return batch
