@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['method_of', 'process_group_rank', 'check_rank', 'draw_seed', 'PassState', 'ShardedClips', 'shard_owner', 'rank',
-           'world_size', 'items_per_worker', 'batches_per_item', 'set_epoch', 'epoch', 'signature', 'worker_init_fn',
-           'to_device', 'IterableLoader', 'state_dict', 'load_state_dict']
+           'world_size', 'items_per_worker', 'batches_per_item', 'set_epoch', 'epoch', 'signature', 'pad_collate',
+           'worker_init_fn', 'to_device', 'IterableLoader', 'state_dict', 'load_state_dict']
 
 # %% ../nbs/04_engine.ipynb #58359098
 import itertools
@@ -109,7 +109,12 @@ class ShardedClips(tudata.IterableDataset):
                  world_size=None,      # number of ranks (None: from torch.distributed when used, else 1)
                  pad=False,            # repeat a few clips so no clip is left out when sharding over ranks
                  file_list_seed=0,     # fixed permutation of the unshuffled sequence order (None: as given)
-                 shuffle_buffer=10_000):  # clips' worth of sequences mixed at once when shuffling (lanes)
+                 shuffle_buffer=10_000,   # clips' worth of sequences mixed at once when shuffling (lanes)
+                 partial_clips=False,     # variable length: each sequence's last clip may be shorter than `clip_length`
+                 bucket=None):            # with partial clips: sort clips by length within windows of this many
+        if partial_clips and overlapping: raise ValueError("variable-length clips (clip_length=None) cannot overlap: give overlapping=False")
+        self.partial_clips, self.bucket = bool(partial_clips), check_int(bucket, "bucket", low=2, allow_none=True)
+        if self.bucket is not None and not self.partial_clips: raise ValueError("bucket= sorts variable-length clips: give clip_length=None")
         self.clip_length, self.keep = check_int(clip_length, "clip_length", low=1), check_keep(keep)
         self.overlapping, self.shuffle, self.pad = bool(overlapping), bool(shuffle), bool(pad)
         self.file_list_seed = check_int(file_list_seed, "file_list_seed", low=0, allow_none=True)
@@ -117,8 +122,9 @@ class ShardedClips(tudata.IterableDataset):
         self._rank, self._world_size = check_rank(rank, world_size)
         self.seed, self.seed_drawn = draw_seed(seed)
         self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.counts = clip_counts(self.lengths, self.clip_length, self.overlapping, self.keep)
-        self.window_starts = kept_windows(lengths, self.keep)[0]
+        self.window_starts, self.window_stops = kept_windows(self.lengths, self.keep)
+        self.counts = (-(-(self.window_stops - self.window_starts) // self.clip_length) if self.partial_clips
+                       else clip_counts(self.lengths, self.clip_length, self.overlapping, self.keep))
         if self.counts.sum() == 0: raise ValueError(_no_clip_message(self.lengths, self.clip_length, self.keep))
         self.pass_state, self._auto_passes, self._parent_rank = PassState(), 0, None
 
@@ -147,9 +153,22 @@ class ShardedClips(tudata.IterableDataset):
         "The order of the sequences in `epoch`."
         return sequence_order(len(self.counts), self.shuffle, self.seed, epoch, self.file_list_seed)
 
+    def clip_lengths(self, seqs, starts):
+        "Frames of each clip at (seqs, starts): `clip_length`, or less for a variable-length sequence's last clip."
+        if not self.partial_clips: return np.full(len(starts), self.clip_length, dtype=np.int64)
+        return np.minimum(self.clip_length, self.window_stops[seqs] - starts)
+
+    def bucketed(self, seqs, starts, epoch, shard, offset=0):
+        "The clips (seqs, starts) of a shard from position `offset` (a multiple of `bucket`) on, sorted by length within windows of `bucket` positions (see below)."
+        if self.bucket is None or len(seqs) == 0: return seqs, starts
+        lengths, window = self.clip_lengths(seqs, starts), (offset + np.arange(len(seqs))) // self.bucket
+        flip = np.where(rng_for(self.seed, epoch, shard, 7).random(window[-1] + 1) < 0.5, 1, -1)   # direction per window
+        order = np.lexsort((np.arange(len(seqs)), lengths * flip[window], window))
+        return seqs[order], starts[order]
+
     def iter_shard(self, epoch, shard, num_workers, skip=0):
         "Yield the items of one shard in `epoch`, after the first `skip` (default: its clips, through `read_clips`)."
-        seqs, starts = self.plan(epoch, shard, num_workers)
+        seqs, starts = self.bucketed(*self.plan(epoch, shard, num_workers), epoch, shard)
         yield from self.read_clips(seqs[skip:], starts[skip:])
 
 # %% ../nbs/04_engine.ipynb #22669617
@@ -253,9 +272,25 @@ def signature(self):
     "What determines an epoch of this dataset: {field: value}, compared when resuming."
     rank, world_size = self.shard_owner()
     fields = {"dataset": type(self).__name__, "fingerprint": self.fingerprint(), "clip_length": self.clip_length, "keep": self.keep,
+              "partial_clips": self.partial_clips, "bucket": self.bucket,
               "overlapping": self.overlapping, "shuffle": self.shuffle, "pad": self.pad, "file_list_seed": self.file_list_seed,
               "rank": rank, "world_size": world_size}
     return {**fields, "seed": self.seed, "shuffle_buffer": self.shuffle_buffer} if self.shuffle else fields
+
+# %% ../nbs/04_engine.ipynb #6b69caa0
+def pad_collate(items):
+    "A batch of variable-length clips: per-frame arrays padded to the longest, `mask` (True on frames) and `lengths`."
+    lengths = [len(next(v for v in item.values() if isinstance(v, (np.ndarray, torch.Tensor)))) for item in items]
+    longest, batch = max(lengths), {}
+    for key, value in items[0].items():
+        if not isinstance(value, (np.ndarray, torch.Tensor)): batch[key] = tudata.default_collate([item[key] for item in items]); continue
+        values = [torch.as_tensor(item[key]) for item in items]
+        padded = values[0].new_zeros((len(values), longest) + tuple(values[0].shape[1:]))
+        for row, v in enumerate(values): padded[row, :len(v)] = v
+        batch[key] = padded
+    batch["lengths"] = torch.tensor(lengths, dtype=torch.int64)
+    batch["mask"] = torch.arange(longest)[None, :] < batch["lengths"][:, None]
+    return batch
 
 # %% ../nbs/04_engine.ipynb #7edaf1a2
 def worker_init_fn(worker_id):
@@ -286,6 +321,8 @@ def to_device(batch, device, non_blocking=False):
 class IterableLoader(tudata.DataLoader):
     "A DataLoader for llamass datasets: one epoch per pass, exact `len()`, resumable mid-epoch."
     def __init__(self, dataset, *args, worker_init_fn=None, device=None, **kwargs):
+        if getattr(dataset, "partial_clips", False) and kwargs.get("collate_fn") is None and kwargs.get("batch_size", 1) is not None:
+            kwargs["collate_fn"] = pad_collate    # variable-length clips: padded, with mask and lengths
         super().__init__(dataset, *args, worker_init_fn=_ThenUserInit(worker_init_fn), **kwargs)
         object.__setattr__(self, "sampler", _EpochSampler(dataset))  # DataLoader forbids setting it after __init__
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['BODY_JOINTS', 'JOINT_NAMES', 'REFLECT_ROTVEC', 'REFLECT_POINT', 'FOOT_JOINTS', 'UP_AXES', 'FORWARD', 'Z_UP_TO_Y_UP',
-           'FOOT_HEIGHT', 'FOOT_SPEED', 'mirror_order', 'mirror_rotvecs', 'mirror_points', 'mirror_trans', 'model_of',
-           'mirror', 'mirror_where', 'heading', 'about_up', 'canonical_frame', 'move_points', 'move_body',
-           'canonicalize', 'joint_velocities', 'foot_contacts']
+           'FOOT_HEIGHT', 'FOOT_SPEED', 'MOTION_KEYS', 'mirror_order', 'mirror_rotvecs', 'mirror_points',
+           'mirror_trans', 'model_of', 'mirror', 'mirror_where', 'heading', 'about_up', 'canonical_frame',
+           'move_points', 'move_body', 'canonicalize', 'joint_velocities', 'foot_contacts', 'motion_features']
 
 # %% ../nbs/19_motion.ipynb #5b543d12
 import roma
@@ -15,6 +15,7 @@ import torch
 from .dataset import POSE_SLICES
 from .features import SMPL_BODY_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, mirrored_joints
 from .index import MODEL_WIDTHS
+from .transforms import joint_positions
 
 # %% ../nbs/19_motion.ipynb #79ab95a7
 BODY_JOINTS = SMPL_BODY_JOINT_NAMES  # joints 0-21, the same in SMPL+H and SMPL-X
@@ -211,3 +212,19 @@ def foot_contacts(joints, # joint positions (..., T, J, 3) in SMPL+H or SMPL-X o
     else: above = above - floor
     slow = joint_velocities(foot, fps).norm(dim=-1) < joints.new_tensor(speed)
     return (above < joints.new_tensor(height)) & slow
+
+# %% ../nbs/19_motion.ipynb #89d0b8e2
+MOTION_KEYS = ("joints", "joint_velocities", "foot_contacts")
+
+def motion_features(poses,               # angle-axis poses (..., T, J*3)
+                    trans,               # root translations (..., T, 3)
+                    fps,                 # frame rate: a number or one per clip (...)
+                    keys=MOTION_KEYS,    # which of `MOTION_KEYS` to compute
+                    skeleton=None,       # a `llamass.transforms.Skeleton` (None: the SMPL+H mean body's)
+                    contacts=None):      # keyword arguments of `foot_contacts` (height, speed, up, floor)
+    "{key: tensor} of the motion keys `keys` of clips: `joints` (..., T, 22, 3), `joint_velocities` likewise, `foot_contacts` (..., T, 4)."
+    joints = joint_positions(torch.as_tensor(poses, dtype=torch.float32), skeleton, torch.as_tensor(trans, dtype=torch.float32))
+    found = {"joints": joints}
+    if "joint_velocities" in keys: found["joint_velocities"] = joint_velocities(joints, fps)
+    if "foot_contacts" in keys: found["foot_contacts"] = foot_contacts(joints, fps, **(contacts or {}))
+    return {k: found[k] for k in keys}

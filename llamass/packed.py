@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PackedAMASS', 'items_per_worker', 'clip_frames', 'packed_rows', 'sequence_arrays', 'PackedBatches', 'gather',
-           'batches_per_item', 'iter_shard', 'device_bytes', 'held', 'device_batch']
+           'batches_per_item', 'iter_shard', 'clip_meta', 'batch_meta', 'device_bytes', 'held', 'device_batch']
 
 # %% ../nbs/10_packed.ipynb #a1c7b995
 import math
@@ -17,7 +17,8 @@ import torch
 from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permuted_positions, rank_clip_count,
                            resampled_lengths, shard_range, source_frames, worker_clip_counts)
 from .clips import check_int, check_real
-from .dataset import DEFAULT_KEYS, POSE_SLICES, apply_transform, overridden_fps
+from .dataset import (DEFAULT_KEYS, DERIVED_KEYS, POSE_SLICES, apply_transform, overridden_fps, stored_keys,
+                             variable_clip_length, with_derived)
 from .engine import ShardedClips, method_of
 from .store import PER_SEQUENCE, StoreError, amass_pack, map_arrays, open_store, read_manifest
 
@@ -28,7 +29,7 @@ class PackedAMASS(ShardedClips):
     "The clips of a packed store, as `AMASS` yields them (or, with `batch_size`, whole batches of tensors)."
     def __init__(self,
                  store,                  # folder written by `amass_pack`; `~` is expanded
-                 clip_length,            # frames per clip
+                 clip_length,            # frames per clip (None: variable-length clips, see `max_length`)
                  overlapping=False,      # clips start at every frame (True) or every `clip_length` frames
                  keep=0.8,               # centred fraction of each sequence to use
                  transform=None,         # applied to each array of a clip or batch
@@ -45,19 +46,27 @@ class PackedAMASS(ShardedClips):
                  batch_size=None,        # yield whole batches of this many clips (use DataLoader(batch_size=None))
                  drop_last=False,        # drop each shard's last partial batch
                  device=None,            # hold the store's keys on this torch device and gather batches there
-                 storage_dtype=None):    # dtype of the keys held on `device` (torch.float32; float16 / bfloat16 halve it)
+                 storage_dtype=None,     # dtype of the keys held on `device` (torch.float32; float16 / bfloat16 halve it)
+                 skeleton=None,          # skeleton for the `joints` key (None: the SMPL+H mean body's)
+                 contacts=None,          # keyword arguments of `llamass.motion.foot_contacts` for `foot_contacts`
+                 max_length=None,        # with clip_length=None: clips of up to this many frames (None: whole sequences)
+                 bucket=None):           # with clip_length=None: sort clips by length within windows of this many
         self.store = Path(store).expanduser()
         self.manifest, self.tables = _open_store(self.store)
         self.data_keys = _store_data_keys(self.store, self.manifest, data_keys)
+        self.read_keys, self.skeleton, self.contacts = stored_keys(self.data_keys), skeleton, contacts
         self.transform, self.drop_last = transform, bool(drop_last)
         self.batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
         self.fps = overridden_fps(self.tables["fps"], self.tables["path"], self.tables["subdataset"], fps_overrides)
         self.ratios = (np.array([check_target_fps(f, self.target_fps, p) for f, p in zip(self.fps, self.tables["path"])])
                        if self.target_fps else np.ones(len(self.fps)))
-        super().__init__(lengths=resampled_lengths(self.tables["length"], self.ratios), clip_length=clip_length,
+        if clip_length is None and self.batch_size is not None:
+            raise ValueError("variable-length clips (clip_length=None) are batched by the loader: give batch_size to IterableLoader, not PackedAMASS")
+        lengths = resampled_lengths(self.tables["length"], self.ratios)
+        super().__init__(lengths=lengths, clip_length=variable_clip_length(clip_length, max_length, lengths, keep),
                          overlapping=overlapping, keep=keep, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                         pad=pad, file_list_seed=file_list_seed)
+                         pad=pad, file_list_seed=file_list_seed, partial_clips=clip_length is None, bucket=bucket)
         self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size)
         self._arrays = None
 
@@ -74,7 +83,7 @@ class PackedAMASS(ShardedClips):
             stored = map_arrays(self.store, self.manifest)   # refuses a store replaced since it was opened
             slices = POSE_SLICES.get(self.manifest.get("model"), {})
             self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
-                            for k in self.data_keys if k not in PER_SEQUENCE}
+                            for k in self.read_keys if k not in PER_SEQUENCE}
         return self._arrays
 
 # %% ../nbs/10_packed.ipynb #f94cafb2
@@ -88,7 +97,7 @@ def _store_data_keys(store, manifest, data_keys):
     frame_keys = list(manifest["keys"])
     derived = list(POSE_SLICES.get(manifest.get("model"), {})) if "poses" in frame_keys else []
     keys = tuple(data_keys) if data_keys is not None else tuple(k for k in DEFAULT_KEYS if k in frame_keys or k in PER_SEQUENCE)
-    unknown = [k for k in keys if k not in frame_keys + derived and k not in PER_SEQUENCE]
+    unknown = [k for k in stored_keys(keys) if k not in frame_keys + derived and k not in PER_SEQUENCE]
     if unknown: raise ValueError(f"data key {unknown[0]!r} is not in the store {store} (it has {frame_keys + derived + list(PER_SEQUENCE)})")
     return keys
 
@@ -121,8 +130,8 @@ def packed_rows(self, seqs, starts):
 
 @method_of(PackedAMASS)
 def sequence_arrays(self, i, keys=None):
-    "The arrays of `keys` (default: the data keys) of sequence `i`, resampled, as `AMASS.sequence_arrays` gives them."
-    keys = self.data_keys if keys is None else keys
+    "The stored arrays `keys` (default: those the data keys need) of sequence `i`, resampled, as `AMASS.sequence_arrays` gives them."
+    keys = self.read_keys if keys is None else keys
     rows = self.tables["offset"][i] + source_frames(np.arange(self.lengths[i]), self.ratios[i])
     sources = {k: src for k, _, src, _ in self._sources()}
     arrays = {k: np.repeat(sources[k][i:i + 1], len(rows), axis=0) if k in PER_SEQUENCE else np.asarray(sources[k][rows]) for k in keys}
@@ -171,7 +180,7 @@ def _sources(self):
         arrays, tables = self.arrays(), self.tables
         self._source_list = [(k, 1, tables[k].reshape(-1, 1), True) if k == "gender" else
                              (k, tables[k].shape[1], tables[k], True) if k in PER_SEQUENCE else
-                             (k, arrays[k].shape[1], arrays[k], False) for k in self.data_keys]
+                             (k, arrays[k].shape[1], arrays[k], False) for k in self.read_keys]
     return self._source_list
 
 @method_of(PackedAMASS)
@@ -217,11 +226,16 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
     rank, world_size = self.shard_owner()
     lo, hi = shard_range(int(self.counts.sum()), rank, world_size, shard, num_workers, self.pad)
     if self.batch_size is None:
-        for chunk_lo in range(lo + skip, hi, _CHUNK):
-            yield from self._clips(*self.clip_frames(np.arange(chunk_lo, min(chunk_lo + _CHUNK, hi)), epoch))
+        window = self.bucket or 1                       # chunks start on bucket windows, so a resumed epoch sorts alike
+        chunk, first = max(window, _CHUNK // window * window), lo + skip // window * window
+        for chunk_lo in range(first, hi, chunk):
+            seqs, starts = self.bucketed(*self.clip_frames(np.arange(chunk_lo, min(chunk_lo + chunk, hi)), epoch), epoch, shard, chunk_lo - lo)
+            drop = lo + skip - chunk_lo if chunk_lo == first else 0
+            yield from self._clips(seqs[drop:], starts[drop:])
         return
     step = self.batch_size
-    grouped = torch.utils.data.get_worker_info() is not None and self.transform is None and self.pass_state.batches_per_item > 0
+    grouped = (torch.utils.data.get_worker_info() is not None and self.transform is None and self.pass_state.batches_per_item > 0
+               and self.read_keys == self.data_keys)
     per_item = self.pass_state.batches_per_item if grouped else 1
     groups = _batch_groups(batch_count(hi - lo, step, self.drop_last), skip, per_item)
     per_plan = max(1, _CHUNK // (per_item * step))
@@ -232,24 +246,47 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
         for b0, b1 in window:
             cut = [slice((b - first) * step, (b + 1 - first) * step) for b in range(b0, b1)]
             if self.device is not None:
-                yield from (apply_transform(self.transform, self.device_batch(seqs[c], starts[c])) for c in cut)
+                yield from (self._finish(self.device_batch(seqs[c], starts[c]), seqs[c], starts[c]) for c in cut)
                 continue
             item = self.gather([(seqs[c], starts[c]) for c in cut])
-            yield item if grouped else apply_transform(self.transform, item.batches()[0])
+            yield item if grouped else self._finish(item.batches()[0], seqs[cut[0]], starts[cut[0]])
 
 @method_of(PackedAMASS)
 def _clips(self, seqs, starts):
     "Yield single clips as dicts of numpy arrays (float32; `gender` int64), as `AMASS` does."
-    sources, rows = self._sources(), self.packed_rows(seqs, starts)
+    sources, rows, lengths = self._sources(), self.packed_rows(seqs, starts), self.clip_lengths(seqs, starts)
     contiguous = self.target_fps is None
-    for seq, clip_rows in zip(seqs.tolist(), rows):
+    for seq, start, clip_rows, n in zip(seqs.tolist(), starts.tolist(), rows, lengths.tolist()):
         clip = {}
         for key, width, source, per_sequence in sources:
-            if per_sequence: clip[key] = np.repeat(source[seq:seq + 1], self.clip_length, axis=0).reshape(self.clip_length, -1)
-            elif contiguous: clip[key] = np.array(source[clip_rows[0]:clip_rows[0] + self.clip_length])
-            else: clip[key] = source[clip_rows]
+            if per_sequence: clip[key] = np.repeat(source[seq:seq + 1], n, axis=0).reshape(n, -1)
+            elif contiguous: clip[key] = np.array(source[clip_rows[0]:clip_rows[0] + n])
+            else: clip[key] = source[clip_rows[:n]]
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1).astype(np.int64)
+        if self.read_keys != self.data_keys:
+            clip = with_derived(clip, self.data_keys, self.clip_meta(seq, start), self.skeleton, self.contacts)
         yield apply_transform(self.transform, clip)
+
+@method_of(PackedAMASS)
+def _finish(self, batch, seqs, starts):
+    "A gathered batch with its derived keys, through the transform."
+    if self.read_keys != self.data_keys:
+        batch = with_derived(batch, self.data_keys, self.batch_meta(seqs, starts, batch["poses"].device if "poses" in batch else None),
+                             self.skeleton, self.contacts)
+    return apply_transform(self.transform, batch)
+
+@method_of(PackedAMASS)
+def clip_meta(self, seq, start):
+    "The metadata of the clip of sequence `seq` starting at `start`, as `AMASS.clip_meta` gives it."
+    return {"path": str(self.tables["path"][seq]), "subdataset": str(self.tables["subdataset"][seq]), "start": int(start),
+            "fps": float(self.target_fps or self.fps[seq])}
+
+@method_of(PackedAMASS)
+def batch_meta(self, seqs, starts, device=None):
+    "The metadata of a batch's clips: paths and sub-datasets as lists, first frames and frame rates as tensors."
+    fps = np.full(len(seqs), self.target_fps) if self.target_fps else self.fps[seqs]
+    return {"path": [str(p) for p in self.tables["path"][seqs]], "subdataset": [str(s) for s in self.tables["subdataset"][seqs]],
+            "start": torch.as_tensor(starts, dtype=torch.int64, device=device), "fps": torch.as_tensor(fps, dtype=torch.float64, device=device)}
 
 # %% ../nbs/10_packed.ipynb #54d73305
 _STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -290,7 +327,7 @@ def held(self):
         if torch.utils.data.get_worker_info() is not None:
             raise ValueError(f"PackedAMASS(device={str(self.device)!r}) gathers in the main process: use num_workers=0")
         self._check_fits()
-        as_held = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.storage_dtype)
+        as_held = lambda a: torch.from_numpy(np.array(a)).to(self.device, self.storage_dtype)   # one copy, read from the map
         self._held = {k: (as_held(source), per_sequence) for k, _, source, per_sequence in self._sources()}
     return self._held
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .clips import kept_windows
+from .dataset import DERIVED_KEYS
 from .packed import PackedAMASS
 from .tqdm import ProgressParallel
 
@@ -45,7 +46,7 @@ def _sequence_stats(dataset, i, keys):
 def compute_stats(dataset_or_store, keys=None, n_jobs=4, progress=True):
     "Exact per-dimension mean, std, min, max and count of each key over the kept frames."
     dataset = PackedAMASS(dataset_or_store, 1) if isinstance(dataset_or_store, (str, Path)) else dataset_or_store
-    keys = tuple(keys) if keys is not None else tuple(dataset.data_keys)
+    keys = tuple(keys) if keys is not None else tuple(k for k in dataset.data_keys if k not in DERIVED_KEYS)
     missing = [k for k in keys if k not in dataset.data_keys]
     if missing: raise ValueError(f"compute_stats: key {missing[0]!r} is not one of the dataset's data keys {list(dataset.data_keys)}")
     n = len(dataset.counts)
