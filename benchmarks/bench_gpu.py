@@ -48,7 +48,7 @@ from measure import machine, table  # noqa: E402
 TRAIN_CLIP = 32               # frames per clip of the training rows
 POSE_WIDTH = 156              # the MLP's input and output: a frame's SMPL+H pose
 HIDDEN = 1024
-CHILD_TIMEOUT = 180           # seconds a configuration may take beyond its warm-up and timed window
+CHILD_TIMEOUT = 60            # seconds a configuration may take beyond its warm-up and timed window
 ORIGINAL_WORKERS = (0, 8)     # the original is slow: only the issue's two columns
 
 
@@ -158,10 +158,9 @@ def original_batches(cfg, transport=None):
     "Batches of the original llamass 0.0.4 (`--original`), with its own worker_init_fn."
     import torch
     import torch.utils.data as tudata
-    import llamass.core as original
-    import llamass
-    if getattr(llamass, "__version__", None) != "0.0.4":
-        raise ValueError(f"--original: llamass from {llamass.__file__} is version {getattr(llamass, '__version__', '?')}, not 0.0.4")
+    import llamass.core as original          # 0.0.4's wheel says __version__ = "0.0.3": tell it from ours by where it is
+    if Path(original.__file__).resolve().is_relative_to(ROOT) or not hasattr(original, "npz_contents"):
+        raise ValueError(f"--original: `import llamass` found {original.__file__}, not llamass 0.0.4")
     dataset = original.AMASS(cfg["root"], clip_length=cfg["clip"], overlapping=False, shuffle=True, seed=1,
                              transform=torch.tensor)   # its transform=None crashes
     workers, pin = cfg["workers"], transport is not None and transport.type == "cuda"
@@ -171,6 +170,7 @@ def original_batches(cfg, transport=None):
 
 LOADERS = {"original": original_batches, "amass": amass_batches, "packed": packed_batches, "device": device_batches,
            "device_fp16": device_fp16_batches, "ceiling": ceiling_batches}
+ON_DEVICE = {"device", "device_fp16", "ceiling"}   # loaders whose batches are on the device: synchronized around the window
 
 
 # ---------------------------------------------------------------- the training step
@@ -214,7 +214,8 @@ def measure(cfg):
         step = training_step(device)
         counts = map(step, FEEDERS[cfg["kind"]](cfg, device))
     else: counts = map(frames_in, LOADERS[cfg["kind"]](cfg))
-    return timed(counts, cfg["seconds"], cfg["warmup"], synchronizer(device))
+    on_device = cfg["train"] or cfg["kind"] in ON_DEVICE    # a CPU loader's process never starts CUDA
+    return timed(counts, cfg["seconds"], cfg["warmup"], synchronizer(device if on_device else torch_device("cpu")))
 
 
 def measure_in_process(cfg):
@@ -401,13 +402,13 @@ def parse(argv=None):
 def main(argv=None):
     "Build the data, measure every configuration, print (and write) the tables; exit 1 if a cell failed."
     args = parse(argv)
-    from tqdm.auto import tqdm
     import torch
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.data.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     root, store, real = prepare(args.fraction, args.data, args.lens, args.jobs)
     from llamass.packed import PackedAMASS
+    from llamass.tqdm import progress_bar
     frames = int(PackedAMASS(store, 1).counts.sum())
     args.replica = (f"{len(PackedAMASS(store, 1).counts)} sequences, {frames:,} kept frames (fraction {args.fraction}, lengths "
                     f"{'of real AMASS' if real else 'drawn from the sub-dataset table'}), made and packed in {time.perf_counter() - start:.1f} s")
@@ -415,17 +416,19 @@ def main(argv=None):
     print(describe, file=sys.stderr)
     results, failed = {}, []
     configs = plan(args, root, store, device)
-    for cfg in (bar := tqdm(configs, desc="cells", file=sys.stderr)):
+    for n, cfg in enumerate(bar := progress_bar(iterable=configs, desc="cells", file=sys.stderr), 1):
         key = (cfg["kind"], cfg["train"], cfg["clip"], cfg["workers"])
-        bar.set_postfix_str(f"{'train ' if cfg['train'] else ''}{cfg['kind']}, clip {cfg['clip']}, {cfg['workers']} w")
+        name = f"{'training, ' if cfg['train'] else ''}{cfg['kind']}, clip {cfg['clip']}, {cfg['workers']} w"
+        bar.set_postfix_str(name)
         try:
             frames_done, seconds = (measure_isolated(cfg, args.original) if cfg["kind"] == "original" or not args.in_process
                                     else measure_in_process(cfg))
             results[key] = frames_done / seconds
         except Exception as error:                                  # one broken cell leaves the others' numbers
             results[key] = "failed"
-            failed.append(f"{key}: {type(error).__name__}: {error}")
-            bar.write(f"failed: {failed[-1]}", file=sys.stderr)
+            failed.append(f"{name}: {type(error).__name__}: {error}")
+        bar.write(f"[{time.perf_counter() - start:4.0f} s] cell {n}/{len(configs)} {name}: "
+                  f"{rate(results[key])}{' frames/s' if results[key] != 'failed' else ': ' + failed[-1]}", file=sys.stderr)
         if args.out: args.out.write_text(report(results, args, device, describe))
     text = report(results, args, device, describe)
     print(text)
