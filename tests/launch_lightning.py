@@ -20,15 +20,18 @@ from llamass.dataset import clip_ids
 MID_STEP = 3   # the mid-epoch checkpoint is taken after this many batches of epoch 1
 
 
-class Clips(L.LightningDataModule):
-    def __init__(self, root):
+class AMASSData(L.LightningDataModule):
+    "Training clips built in __init__ (before the process group exists), validation clips in setup: both shard right."
+    def __init__(self, root, clip_length=32, batch_size=64, num_workers=2, **dataset_args):
         super().__init__()
-        self.root = root
-        self.train = AMASS(root, 2, keep=1.0, data_keys=("trans",), shuffle=True, progress=False)
+        self.root, self.clip_length, self.batch_size, self.num_workers, self.dataset_args = root, clip_length, batch_size, num_workers, dataset_args
+        self.train = AMASS(root, clip_length, shuffle=True, **dataset_args)
     def setup(self, stage):
-        self.val = AMASS(self.root, 2, keep=1.0, data_keys=("trans",), progress=False)
-    def train_dataloader(self): return IterableLoader(self.train, batch_size=3, num_workers=1)
-    def val_dataloader(self): return IterableLoader(self.val, batch_size=4)
+        self.val = AMASS(self.root, self.clip_length, **self.dataset_args)
+    def train_dataloader(self):
+        return IterableLoader(self.train, batch_size=self.batch_size, num_workers=self.num_workers)
+    def val_dataloader(self):
+        return IterableLoader(self.val, batch_size=self.batch_size)
 
 
 class Recorder(L.LightningModule):
@@ -56,7 +59,8 @@ class MidEpochCheckpoint(L.Callback):
 if __name__ == "__main__":
     root, out, tag, max_epochs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     resume = next((a for a in sys.argv[5:] if not a.startswith("--")), None)
-    module, data = Recorder(), Clips(root)
+    module = Recorder()
+    data = AMASSData(root, clip_length=2, batch_size=3, num_workers=1, keep=1.0, data_keys=("trans",), progress=False)
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=max_epochs, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         num_sanity_val_steps=0, callbacks=[MidEpochCheckpoint(out)] if "--checkpoints" in sys.argv else [])
