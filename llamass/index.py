@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['NPY_MAGIC', 'MAX_HEADER_SIZE', 'MAX_DEFLATE_RATIO', 'NpyMember', 'MODEL_WIDTHS', 'GENDER_CODES', 'PER_FRAME_WIDTHS',
            'PER_SEQUENCE_ARRAYS', 'FRAME_RATE_KEYS', 'TEXT_KEYS', 'REAL_KINDS', 'CHECKED_KEYS', 'AMASSFileError',
-           'is_sequence_file', 'walk_sequences', 'npz_paths', 'parse_npy_header', 'read_npy_header', 'npy_member',
-           'npz_keys', 'member_of', 'array_problem', 'text_value', 'frame_rate', 'gender_code', 'model_type',
-           'open_regular', 'subdataset_of', 'file_errors', 'sequence_info', 'read_npz', 'SequenceIndex',
+           'is_sequence_file', 'is_packed_store', 'walk_sequences', 'npz_paths', 'parse_npy_header', 'read_npy_header',
+           'npy_member', 'npz_keys', 'member_of', 'array_problem', 'text_value', 'frame_rate', 'gender_code',
+           'model_type', 'open_regular', 'subdataset_of', 'file_errors', 'sequence_info', 'read_npz', 'SequenceIndex',
            'index_sequences', 'width_check', 'npz_len', 'npz_lens', 'save_lens', 'load_lens']
 
 # %% ../nbs/02_index.ipynb #9c1c9c82
@@ -40,6 +40,10 @@ def is_sequence_file(name):
     return name.endswith(".npz") and name != "shape.npz" and not name.endswith("_stagei.npz") and not name.startswith(".")
 
 # %% ../nbs/02_index.ipynb #f6e76361
+def is_packed_store(names):
+    "True for the names of a folder written by `amass_pack` (its `sequences.npz` is a table, not a sequence)."
+    return {"manifest.json", "sequences.npz"} <= set(names)
+
 def _folder_id(path):
     "(device, inode) of the folder `path` points to: the same for every link to it."
     info = os.stat(path)
@@ -53,6 +57,7 @@ def _scan_folder(folder):
     "(sub-folders, links to folders, sequence files, [(path, problem)]) directly in `folder`."
     try: entries = _visible_entries(folder)
     except OSError as e: return [], [], [], [(folder, f"{folder}: cannot list this folder ({e.strerror or e})")]
+    if is_packed_store(e.name for e in entries): return [], [], [], []   # a store kept beside the sequences holds none
     folders, links, files, problems = [], [], [], []
     for entry in entries:
         path = Path(entry.path)

@@ -470,3 +470,12 @@ def test_read_npz_checks_the_crc(tmp_path):
     assert read_npz(root / "DS" / "good0_poses.npz", ["trans"])["trans"].shape == (20, 3)
     with pytest.raises(AMASSFileError, match=r"good0_poses.npz: not a readable npz \(BadZipFile: Bad CRC-32 for file 'poses.npy'\)"):
         read_npz(root / "DS" / "good0_poses.npz", ["poses"])
+
+
+def test_a_store_beside_the_sequences_is_not_indexed(tmp_path):
+    "amass/train_packed next to amass/train: indexing amass reads the sequences, not the store's tables."
+    from llamass.core import AMASS, amass_pack
+    from llamass.synthetic import identified_sequence, write_tree
+    write_tree(tmp_path / "amass" / "train", {f"DS/s{i}/take_poses.npz": identified_sequence(i, 20) for i in range(3)})
+    amass_pack(tmp_path / "amass" / "train", tmp_path / "amass" / "train_packed", progress=False)
+    assert len(AMASS(tmp_path / "amass", 1, keep=1.0, progress=False)) == 60
