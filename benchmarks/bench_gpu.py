@@ -19,11 +19,13 @@ before and after the timed window):
     (e) fed by the original with 8 workers (with --original).
 Every ratio printed is between numbers of this run. Without CUDA the device rows run with device="cpu" and say so.
 
-Usage, from the repository root (llamass need not be installed):
-  python3 benchmarks/bench_gpu.py --out benchmarks/out/gpu_table.md            # the full table (about 4 minutes)
-  python3 benchmarks/bench_gpu.py --quick                                       # tiny replica, a few batches, CPU is fine
-  python3 benchmarks/bench_gpu.py --original benchmarks/out/original            # add llamass 0.0.4 (an unpacked wheel,
-                                                                                # a site-packages, or a venv's python)
+Usage, from the repository root (llamass need not be installed; torch, numpy, joblib, tqdm, filelock must be):
+  python3 benchmarks/bench_gpu.py --quick                        # tiny replica, a fraction of a second per cell, CPU is fine
+  python3 benchmarks/bench_gpu.py --out benchmarks/out/gpu.md    # the full table: about 30 cells of ~6 s each
+  python3 benchmarks/bench_gpu.py --original benchmarks/out/original --lens benchmarks/out/amass_lens_real.json.gz
+For a machine that cannot reach PyPI, prepare both where it can, then take benchmarks/out/original and the lengths along:
+  python3 -c "import sys; sys.path.insert(0, 'benchmarks'); import bench_loaders; bench_loaders.fetch_original()"
+  cp ../shared/amass_lens_real.json.gz benchmarks/out/           # real sequence lengths (else drawn from a table)
 """
 import argparse
 import gc
@@ -159,7 +161,7 @@ def original_batches(cfg, transport=None):
     import torch
     import torch.utils.data as tudata
     import llamass.core as original          # 0.0.4's wheel says __version__ = "0.0.3": tell it from ours by where it is
-    if Path(original.__file__).resolve().is_relative_to(ROOT) or not hasattr(original, "npz_contents"):
+    if Path(original.__file__).resolve().parent == (ROOT / "llamass").resolve() or not hasattr(original, "npz_contents"):
         raise ValueError(f"--original: `import llamass` found {original.__file__}, not llamass 0.0.4")
     dataset = original.AMASS(cfg["root"], clip_length=cfg["clip"], overlapping=False, shuffle=True, seed=1,
                              transform=torch.tensor)   # its transform=None crashes
@@ -262,11 +264,11 @@ def child_main(cfg):
 
 # ---------------------------------------------------------------- the plan of a run, and its tables
 def worker_counts(spec):
-    "The worker counts of `spec` ('0,4,8,all'; all: every usable core but the main process's one), in order, once each."
+    "The worker counts of `spec` ('0,4,8,all'; all: every usable core but the main process's one), sorted, once each."
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     counts = [max(1, cores - 1) if w.strip() == "all" else int(w) for w in spec.split(",")]
     if any(w < 0 for w in counts): raise ValueError(f"--workers: counts must be >= 0, got {spec!r}")
-    return list(dict.fromkeys(counts))
+    return sorted(set(counts))
 
 
 def loader_rows(device, have_original):
