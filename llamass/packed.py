@@ -4,10 +4,13 @@
 
 # %% auto #0
 __all__ = ['PackedAMASS', 'items_per_worker', 'clip_frames', 'packed_rows', 'sequence_arrays', 'PackedBatches', 'gather',
-           'batches_per_item', 'iter_shard', 'clip_meta', 'batch_meta', 'device_bytes', 'held', 'device_batch']
+           'batches_per_item', 'iter_shard', 'clip_meta', 'batch_meta', 'device_bytes', 'held', 'device_batch',
+           'prefetched']
 
 # %% ../nbs/10_packed.ipynb #a1c7b995
 import math
+import queue
+import threading
 from pathlib import Path
 
 import joblib
@@ -47,6 +50,7 @@ class PackedAMASS(ShardedClips):
                  drop_last=False,        # drop each shard's last partial batch
                  device=None,            # hold the store's keys on this torch device and gather batches there
                  storage_dtype=None,     # dtype of the keys held on `device` (torch.float32; float16 / bfloat16 halve it)
+                 pinned=False,           # with device=: keep the keys in host memory, gather into pinned buffers, copy ahead
                  skeleton=None,          # skeleton for the `joints` key (None: the SMPL+H mean body's)
                  contacts=None,          # keyword arguments of `llamass.motion.foot_contacts` for `foot_contacts`
                  max_length=None,        # with clip_length=None: clips of up to this many frames (None: whole sequences)
@@ -67,7 +71,8 @@ class PackedAMASS(ShardedClips):
         super().__init__(lengths=lengths, clip_length=variable_clip_length(clip_length, max_length, lengths, keep),
                          overlapping=overlapping, keep=keep, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
                          pad=pad, file_list_seed=file_list_seed, partial_clips=clip_length is None, bucket=bucket)
-        self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size)
+        self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size, pinned)
+        self.pinned = bool(pinned)
         self._arrays = None
 
     def __getstate__(self):   # each process maps the files (and loads any device copy) itself
@@ -198,15 +203,19 @@ def _fill(self, seqs, starts, flat, offset):
     return layout, offset
 
 @method_of(PackedAMASS)
-def gather(self, pieces):
-    "`PackedBatches` of the batches whose clips are at each (seqs, starts) of `pieces`, in one buffer."
+def gather(self, pieces, pinned=False):
+    "`PackedBatches` of the batches whose clips are at each (seqs, starts) of `pieces`, in one buffer (page-locked if `pinned`)."
     width = sum(w for _, w, _, _ in self._sources())
-    flat = np.empty(sum(len(starts) for _, starts in pieces) * self.clip_length * width, dtype=np.float32)  # numpy reuses
+    size = sum(len(starts) for _, starts in pieces) * self.clip_length * width
+    if pinned and torch.cuda.is_available():
+        buffer = torch.empty(size, dtype=torch.float32, pin_memory=True)   # torch caches pinned memory between batches
+        flat = buffer.numpy()
+    else: buffer = flat = np.empty(size, dtype=np.float32)                                              # numpy reuses
     layouts, offset = [], 0                                                                              # freed memory
     for seqs, starts in pieces:
         layout, offset = self._fill(seqs, starts, flat, offset)
         layouts.append(layout)
-    return PackedBatches(flat, layouts)
+    return PackedBatches(buffer, layouts)
 
 @method_of(PackedAMASS)
 def batches_per_item(self, num_workers):
@@ -222,6 +231,13 @@ def _batch_groups(n_batches, skip, per_item):
 # %% ../nbs/10_packed.ipynb #9aad9a80
 @method_of(PackedAMASS)
 def iter_shard(self, epoch, shard, num_workers, skip=0):
+    "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
+    items = self._shard_items(epoch, shard, num_workers, skip)
+    if not self.pinned: return items
+    return (self._arrived(*copied) for copied in prefetched(items, depth=2))   # gathered and copied in a background thread
+
+@method_of(PackedAMASS)
+def _shard_items(self, epoch, shard, num_workers, skip=0):
     "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
     rank, world_size = self.shard_owner()
     lo, hi = shard_range(int(self.counts.sum()), rank, world_size, shard, num_workers, self.pad)
@@ -245,6 +261,9 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
         seqs, starts = self.clip_frames(np.arange(lo + first * step, min(lo + window[-1][1] * step, hi)), epoch)
         for b0, b1 in window:
             cut = [slice((b - first) * step, (b + 1 - first) * step) for b in range(b0, b1)]
+            if self.pinned:
+                yield from (self._copy_ahead(seqs[c], starts[c]) for c in cut)
+                continue
             if self.device is not None:
                 yield from (self._finish(self.device_batch(seqs[c], starts[c]), seqs[c], starts[c]) for c in cut)
                 continue
@@ -291,11 +310,13 @@ def batch_meta(self, seqs, starts, device=None):
 # %% ../nbs/10_packed.ipynb #54d73305
 _STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
-def _check_device(device, storage_dtype, batch_size):
+def _check_device(device, storage_dtype, batch_size, pinned=False):
     "(torch.device or None, storage dtype), or `ValueError` for a combination that cannot work."
     if device is None:
         if storage_dtype is not None: raise ValueError("storage_dtype applies to device= only; give a device (e.g. device='cuda')")
+        if pinned: raise ValueError("pinned=True copies batches to a device: give device= too (e.g. device='cuda')")
         return None, None
+    if pinned and storage_dtype is not None: raise ValueError("storage_dtype applies to keys held on the device, not to pinned=True")
     if batch_size is None: raise ValueError(f"device={device!r} gathers whole batches: give batch_size= too")
     storage_dtype = torch.float32 if storage_dtype is None else storage_dtype
     if storage_dtype not in _STORAGE_DTYPES: raise ValueError(f"storage_dtype must be one of {_STORAGE_DTYPES}, got {storage_dtype!r}")
@@ -342,3 +363,53 @@ def device_batch(self, seqs, starts):
         values = tensor.index_select(0, seq_rows if per_sequence else rows).float()
         batch[key] = values.reshape(n, length).long() if key == "gender" else values.reshape(n, length, -1)
     return batch
+
+# %% ../nbs/10_packed.ipynb #b4f348ba
+class _Failed:
+    "An exception raised in a background thread, to re-raise where the items are consumed."
+    def __init__(self, error): self.error = error
+
+def prefetched(items, depth=2):
+    "Yield `items`, each made up to `depth` ahead by a background thread; an error there is raised here."
+    ahead, stop, done = queue.Queue(depth), threading.Event(), object()
+    def work():
+        try:
+            for item in items:
+                if stop.is_set(): return
+                ahead.put(item)
+            ahead.put(done)
+        except BaseException as e: ahead.put(_Failed(e))
+    thread = threading.Thread(target=work, daemon=True, name="llamass-prefetch")
+    thread.start()
+    try:
+        while (item := ahead.get()) is not done:
+            if isinstance(item, _Failed): raise item.error
+            yield item
+    finally:                                  # stopped early: let the thread finish its put and end
+        stop.set()
+        while thread.is_alive():
+            try: ahead.get(timeout=0.01)
+            except queue.Empty: pass
+
+@method_of(PackedAMASS)
+def _copy_ahead(self, seqs, starts):
+    "(batch on its way to the device, event marking its arrival or None, seqs, starts), from a pinned host gather."
+    if torch.utils.data.get_worker_info() is not None:
+        raise ValueError("PackedAMASS(pinned=True) copies to the device from the main process: use num_workers=0")
+    batch = self.gather([(seqs, starts)], pinned=True).batches()[0]
+    if self.device.type != "cuda": return {k: v.to(self.device) for k, v in batch.items()}, None, seqs, starts
+    if getattr(self, "_copy_stream", None) is None: self._copy_stream = torch.cuda.Stream(self.device)
+    with torch.cuda.stream(self._copy_stream):
+        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        arrived = torch.cuda.Event()
+        arrived.record(self._copy_stream)
+    return moved, arrived, seqs, starts
+
+@method_of(PackedAMASS)
+def _arrived(self, batch, arrived, seqs, starts):
+    "The batch, once the consuming stream waits for its copy: with its derived keys, through the transform."
+    if arrived is not None:
+        stream = torch.cuda.current_stream(self.device)
+        stream.wait_event(arrived)
+        for tensor in batch.values(): tensor.record_stream(stream)   # its memory is not reused before the step is done
+    return self._finish(batch, seqs, starts)

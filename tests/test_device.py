@@ -31,6 +31,7 @@ def batches(store, device=None, epoch=1, **kwargs):
 @pytest.mark.parametrize("rank,world_size", [(0, 1), (0, 2), (1, 2), (2, 3)])
 def test_same_batches_as_cpu_on_every_rank(store, rank, world_size):
     assert batches(store, "cpu", rank=rank, world_size=world_size) == batches(store, rank=rank, world_size=world_size)
+    assert batches(store, "cpu", pinned=True, rank=rank, world_size=world_size) == batches(store, rank=rank, world_size=world_size)
 
 
 def test_exactly_once_over_ranks(store):
@@ -39,9 +40,10 @@ def test_exactly_once_over_ranks(store):
     assert len(seen) == len(set(seen)) and set(seen) <= every and len(every) - len(seen) < 3
 
 
-def test_resume_like_the_cpu_path(store):
+@pytest.mark.parametrize("pinned", [False, True])
+def test_resume_like_the_cpu_path(store, pinned):
     def loader():
-        made = IterableLoader(PackedAMASS(store, 2, keep=1.0, shuffle=True, seed=3, batch_size=4, device="cpu"), batch_size=None)
+        made = IterableLoader(PackedAMASS(store, 2, keep=1.0, shuffle=True, seed=3, batch_size=4, device="cpu", pinned=pinned), batch_size=None)
         made.set_epoch(2)
         return made
     whole = [clip_ids(b) for b in loader()]
@@ -56,13 +58,15 @@ def test_resume_like_the_cpu_path(store):
 def test_refused_in_workers_and_without_batches(store):
     with pytest.raises(ValueError, match="gathers in the main process: use num_workers=0"):
         list(torch.utils.data.DataLoader(PackedAMASS(store, 2, batch_size=4, device="cpu"), batch_size=None, num_workers=1))
+    with pytest.raises(ValueError, match="copies to the device from the main process: use num_workers=0"):
+        list(torch.utils.data.DataLoader(PackedAMASS(store, 2, batch_size=4, device="cpu", pinned=True), batch_size=None, num_workers=1))
     with pytest.raises(ValueError, match="storage_dtype must be one of"):
         PackedAMASS(store, 2, batch_size=4, device="cpu", storage_dtype=torch.int8)
 
 
 @CUDA
 def test_cuda_matches_cpu(store):
-    assert batches(store, "cuda") == batches(store)
+    assert batches(store, "cuda") == batches(store) == batches(store, "cuda", pinned=True)
     batch = next(iter(PackedAMASS(store, 2, batch_size=4, device="cuda")))
     assert all(t.is_cuda for t in batch.values())
 
