@@ -6,7 +6,7 @@
 __all__ = ['PLAN_BLOCK', 'check_int', 'check_real', 'check_clip_length', 'check_keep', 'keep_slice', 'viable_slice',
            'kept_windows', 'clip_counts', 'clip_starts', 'clips_at', 'rng_for', 'sequence_order', 'rank_clip_count',
            'worker_clip_counts', 'shard_range', 'feistel_keys', 'permuted_positions', 'sequence_keys',
-           'permuted_within', 'lanes_for_buffer', 'shard_groups', 'lane_layout', 'lane_draws', 'block_lanes',
+           'permuted_within', 'lanes_for_buffer', 'shard_groups', 'lane_layout', 'lane_draws', 'block_slots',
            'shard_plan_chunks', 'shard_plan', 'batch_count', 'round_robin_progress', 'check_target_fps',
            'resampled_lengths', 'source_frames']
 
@@ -228,13 +228,10 @@ def lane_draws(lane_clips, # clips each lane holds
         left -= draw
         yield draw
 
-def block_lanes(draw, rng):
-    "(lane, rank among the block's clips of that lane) of each clip of a block whose lanes give `draw` clips, in a random order."
-    lanes = rng.permutation(np.repeat(np.arange(len(draw)), draw))
-    by_lane = np.argsort(lanes, kind="stable")
-    rank = np.empty(len(lanes), dtype=np.int64)
-    rank[by_lane] = np.arange(len(lanes)) - np.repeat(np.cumsum(draw) - draw, draw)
-    return lanes, rank
+def block_slots(draw, rng):
+    "Where in the block each clip taken from the lanes goes (lane 0's in reading order, then lane 1's, ...): a random interleaving."
+    lanes = rng.permutation(np.repeat(np.arange(len(draw), dtype=np.min_scalar_type(len(draw))), draw))
+    return np.argsort(lanes, kind="stable")                        # stable: each lane's clips keep their order
 
 # %% ../nbs/03_clips.ipynb #37c15b1b
 def _lane_clips_at(positions, lanes, groups, counts, window_starts, step, keys):
@@ -247,6 +244,12 @@ def _lane_clips_at(positions, lanes, groups, counts, window_starts, step, keys):
     seq = seqs[group]
     return seq, window_starts[seq] + within * step, k == sizes[group] - 1
 
+def _scattered(values, slots):
+    "`values` put at `slots`."
+    out = np.empty_like(values)
+    out[slots] = values
+    return out
+
 def _shuffled_blocks(counts, window_starts, step, groups, n_lanes, key, first_block, block):
     "Yield the plan of a shuffled shard of `groups`, `block` clips at a time, from block `first_block` on."
     by_lane, ends, lane_starts, lane_clips = lane_layout(groups[2], n_lanes)
@@ -254,8 +257,9 @@ def _shuffled_blocks(counts, window_starts, step, groups, n_lanes, key, first_bl
     taken = np.zeros(n_lanes, dtype=np.int64)                       # clips each lane gave in earlier blocks
     for b, draw in enumerate(lane_draws(lane_clips, block, rng_for(*key, 0))):
         if b >= first_block:
-            lanes, rank = block_lanes(draw, rng_for(*key, 1, b))
-            yield _lane_clips_at(lane_starts[lanes] + taken[lanes] + rank, (by_lane, ends), groups, counts, window_starts, step, keys)
+            slots = block_slots(draw, rng_for(*key, 1, b))
+            positions = np.arange(draw.sum()) + np.repeat(lane_starts + taken - (np.cumsum(draw) - draw), draw)  # lane by lane: sorted
+            yield tuple(_scattered(a, slots) for a in _lane_clips_at(positions, (by_lane, ends), groups, counts, window_starts, step, keys))
         taken += draw
 
 def _layout_blocks(counts, window_starts, step, order, lo, hi, groups, first_block, block):
