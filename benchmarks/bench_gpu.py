@@ -132,12 +132,17 @@ def packed_batches(cfg, transport=None):
     return epochs(llamass_loader(dataset, cfg["workers"], None, transport))
 
 
-def device_batches(cfg, storage_dtype=None):
-    "Batches of `PackedAMASS(device=..., batch_size=256)`: the store's keys on the device, gathered there."
+def device_batches(cfg, storage_dtype=None, pinned=False):
+    "Batches of `PackedAMASS(device=..., batch_size=256)`: the store's keys on the device, gathered there (pinned: on the host, copied ahead)."
     from llamass.packed import PackedAMASS
     dataset = PackedAMASS(cfg["store"], cfg["clip"], shuffle=True, seed=0, batch_size=BATCH,
-                          device=torch_device(cfg["device"]), storage_dtype=storage_dtype)
+                          device=torch_device(cfg["device"]), storage_dtype=storage_dtype, pinned=pinned)
     return epochs(llamass_loader(dataset, 0))
+
+
+def pinned_batches(cfg):
+    "As `device_batches`, gathered into pinned host memory by a background thread and copied ahead (`pinned=True`)."
+    return device_batches(cfg, pinned=True)
 
 
 def device_fp16_batches(cfg):
@@ -171,8 +176,8 @@ def original_batches(cfg, transport=None):
 
 
 LOADERS = {"original": original_batches, "amass": amass_batches, "packed": packed_batches, "device": device_batches,
-           "device_fp16": device_fp16_batches, "ceiling": ceiling_batches}
-ON_DEVICE = {"device", "device_fp16", "ceiling"}   # loaders whose batches are on the device: synchronized around the window
+           "device_fp16": device_fp16_batches, "pinned": pinned_batches, "ceiling": ceiling_batches}
+ON_DEVICE = {"device", "device_fp16", "pinned", "ceiling"}   # loaders whose batches are on the device: synchronized around the window
 
 
 # ---------------------------------------------------------------- the training step
@@ -203,6 +208,7 @@ def resident_batches(cfg, transport):
 
 
 FEEDERS = {"resident": resident_batches, "device": lambda cfg, transport: device_batches(cfg),
+           "pinned": lambda cfg, transport: pinned_batches(cfg),
            "packed": packed_batches, "amass": amass_batches, "original": original_batches}
 
 
@@ -279,6 +285,7 @@ def loader_rows(device, have_original):
         ("amass", "`AMASS` (npz)"), ("packed", "`PackedAMASS` (CPU), IterableLoader"),
         ("device", f'`PackedAMASS(device="{device}", batch_size=256)`{note}'),
         ("device_fp16", f'`PackedAMASS(device="{device}", batch_size=256, storage_dtype=torch.float16)`{note}'),
+        ("pinned", f'`PackedAMASS(device="{device}", batch_size=256, pinned=True)`{note}'),
         ("limit", "numpy gather from the memory map (limit)"),
         ("ceiling", f"the clips as one tensor on the {where}, index per batch (ceiling)")]
 
@@ -289,6 +296,7 @@ def training_rows(device, train_workers, have_original):
     where = "on the GPU" if device == "cuda" else "in memory (no CUDA here)"
     return [("resident", f"(a) data already {where}"),
             ("device", f'(b) fed by `PackedAMASS(device="{device}")`' + ("" if device == "cuda" else " (no CUDA here)")),
+            ("pinned", f'(b2) fed by `PackedAMASS(device="{device}", pinned=True)`' + ("" if device == "cuda" else " (no CUDA here)")),
             ("packed", f"(c) fed by `PackedAMASS` on the CPU, {train_workers} workers, {pinned}"),
             ("amass", f"(d) fed by `AMASS`, {train_workers} workers, {pinned}")] + (
            [("original", f"(e) fed by the original llamass 0.0.4, {train_workers} workers")] if have_original else [])
