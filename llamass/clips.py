@@ -7,8 +7,8 @@ __all__ = ['PLAN_BLOCK', 'check_int', 'check_real', 'check_clip_length', 'check_
            'kept_windows', 'clip_counts', 'clip_starts', 'clips_at', 'rng_for', 'sequence_order', 'rank_clip_count',
            'worker_clip_counts', 'shard_range', 'feistel_keys', 'permuted_positions', 'sequence_keys',
            'permuted_within', 'lanes_for_buffer', 'shard_groups', 'lane_layout', 'lane_draws', 'block_slots',
-           'shard_plan_chunks', 'shard_plan', 'batch_count', 'round_robin_progress', 'check_target_fps',
-           'resampled_lengths', 'source_frames']
+           'shard_plan_chunks', 'shard_plan', 'last_uses', 'reorder_chunk', 'batch_count', 'round_robin_progress',
+           'check_target_fps', 'resampled_lengths', 'source_frames']
 
 # %% ../nbs/03_clips.ipynb #aa08db1d
 import math
@@ -316,6 +316,20 @@ def shard_plan(counts, window_starts, step, order, rank, world_size, worker, num
                                     shuffle, seed, epoch, shuffle_buffer, pad))
     if not chunks: return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+# %% ../nbs/03_clips.ipynb #02cf6086
+def last_uses(seqs):
+    "True where a position of `seqs` holds the last clip of its sequence."
+    is_last = np.zeros(len(seqs), dtype=bool)
+    _, first_in_reverse = np.unique(np.asarray(seqs)[::-1], return_index=True)
+    is_last[len(seqs) - 1 - first_in_reverse] = True
+    return is_last
+
+def reorder_chunk(seqs, starts, is_last, order):
+    "A chunk of a plan (seqs, starts, is_last) with its clips in `order` (a permutation of the chunk), each sequence's last clip flagged again."
+    ending = np.isin(seqs, seqs[is_last])                            # sequences whose last clip is in this chunk
+    seqs, starts, ending = seqs[order], starts[order], ending[order]
+    return seqs, starts, last_uses(seqs) & ending
 
 # %% ../nbs/03_clips.ipynb #ec480b57
 def batch_count(n_clips, batch_size, drop_last=False):
