@@ -10,7 +10,7 @@
    fresh process, with the store's arrays pre-mapped or not: open time, first-batch time, frames/s per 1,000
    batches over the first 10,000, and the first 1,000 batches' rate against the steady rate.
 
-Usage: python benchmarks/bench_fullsize.py [--store-fraction 0.5] [--batches 10000] [--no-store]
+Usage: python benchmarks/bench_fullsize.py [--store-fraction 0.5] [--batches 10000] [--rounds 2] [--only plan|store]
 """
 import argparse
 import gzip
@@ -139,13 +139,19 @@ def packed_child(store, premap, n_batches):
     batches = iter(dataset)
     next(batches)
     first = time.perf_counter() - start
-    rates, mark = [], time.perf_counter()
+    rates, faults, mark, faulted = [], [], time.perf_counter(), minor_faults()
     for b in range(2, n_batches + 1):
         next(batches)
         if b % 1000 == 0:
-            now = time.perf_counter()
-            rates.append(1000 * BATCH / (now - mark)); mark = now
-    return dict(premap=premap, open=opened, first=first, rates=rates)
+            now, count = time.perf_counter(), minor_faults()
+            rates.append(1000 * BATCH / (now - mark)); faults.append(count - faulted)
+            mark, faulted = now, count
+    return dict(premap=premap, open=opened, first=first, rates=rates, faults=faults)
+
+
+def minor_faults():
+    "Page faults this process has taken that needed no disk read (a page in the page cache entered in its page table)."
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def child(args):
@@ -179,7 +185,7 @@ def plan_report(lens):
     print(f"targets: first batch < 2 s: {'met' if new['first'] < 2 else 'NOT met'}; plan memory < 100 MB: {'met' if max(new['traced_mb'], new['rss_mb']) < 100 else 'NOT met'}")
 
 
-def store_report(lens, fraction, folder, n_batches):
+def store_report(lens, fraction, folder, n_batches, rounds):
     "Write (once) and measure the big store; print its table."
     lengths = real_lengths(lens)
     lengths = np.random.default_rng(0).permutation(lengths)[:max(1, round(fraction * len(lengths)))]
@@ -189,18 +195,18 @@ def store_report(lens, fraction, folder, n_batches):
         write_store(folder, lengths)
         print(f"\nwrote {folder}: {len(lengths):,} sequences, {int(lengths.sum()):,} frames, "
               f"{int(lengths.sum()) * 4 * sum(STORE_KEYS.values()) / 1e9:.1f} GB in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    runs = [in_child("--child", "packed", "--method", m, "--store", folder, "--batches", n_batches) for m in ("plain", "premap", "plain", "premap")]
+    runs = [in_child("--child", "packed", "--method", m, "--store", folder, "--batches", n_batches) for _ in range(rounds) for m in ("plain", "premap")]
     steady = float(np.median([r for run in runs for r in run["rates"][len(run["rates"]) // 2:]]))
     print(f"\n## PackedAMASS(clip_length=1, shuffle=True, batch_size={BATCH}) on a store of {int(lengths.sum()):,} frames "
           f"({int(lengths.sum()) * 4 * sum(STORE_KEYS.values()) / 1e9:.1f} GB, {', '.join(STORE_KEYS)}; written as amass_pack writes, in the page cache), one process\n")
     print(f"steady rate (median of the last half of all runs' 1,000-batch windows): {steady / 1e3:,.0f}k frames/s\n")
-    print("| arrays | open | first batch | first 1,000 batches | vs steady | with the open and pre-map counted | frames/s per 1,000 batches |")
-    print("|---|---|---|---|---|---|---|")
+    print("| arrays | open | first batch | first 1,000 batches | vs steady | with the open and pre-map counted | page faults in the first 1,000 / next 9,000 | frames/s per 1,000 batches |")
+    print("|---|---|---|---|---|---|---|---|")
     for run in runs:
         first_k = run["rates"][0]
         counted = 1000 * BATCH / (run["first"] + 999 * BATCH / first_k)
         print(f"| {'pre-mapped' if run['premap'] else 'mapped lazily'} | {run['open']:.2f} s | {run['first']:.2f} s | {first_k / 1e3:,.0f}k | "
-              f"{first_k / steady:.0%} | {counted / steady:.0%} | {' '.join(f'{r / 1e3:.0f}k' for r in run['rates'])} |")
+              f"{first_k / steady:.0%} | {counted / steady:.0%} | {run['faults'][0]:,} / {sum(run['faults'][1:]):,} | {' '.join(f'{r / 1e3:.0f}k' for r in run['rates'])} |")
 
 
 def main(argv=None):
@@ -209,15 +215,16 @@ def main(argv=None):
     parser.add_argument("--store-fraction", type=float, default=0.5, help="fraction of AMASS's sequences in the store (1: 13.2 GB)")
     parser.add_argument("--out", default=str(OUT), help="folder for the store (kept between runs)")
     parser.add_argument("--batches", type=int, default=10_000, help="batches timed on the store")
-    parser.add_argument("--no-store", action="store_true", help="measure planning only")
+    parser.add_argument("--rounds", type=int, default=2, help="runs on the store with and without pre-mapping, alternated")
+    parser.add_argument("--only", choices=["plan", "store"], help="measure only the planning or only the store")
     parser.add_argument("--child", choices=["plan", "packed"], help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child: return child(args)
     print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB; numpy {np.__version__}")
-    plan_report(args.lens)
-    if not args.no_store: store_report(args.lens, args.store_fraction, args.out, args.batches)
+    if args.only != "store": plan_report(args.lens)
+    if args.only != "plan": store_report(args.lens, args.store_fraction, args.out, args.batches, args.rounds)
 
 
 if __name__ == "__main__":
