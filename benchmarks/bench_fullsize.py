@@ -146,7 +146,7 @@ def packed_child(store, premap, n_batches):
             now, count = time.perf_counter(), minor_faults()
             rates.append(1000 * BATCH / (now - mark)); faults.append(count - faulted)
             mark, faulted = now, count
-    return dict(premap=premap, open=opened, first=first, rates=rates, faults=faults)
+    return dict(premap=premap, open=opened, first=first, rates=rates, faults=faults, total=time.perf_counter() - start)
 
 
 def minor_faults():
@@ -200,13 +200,13 @@ def store_report(lens, fraction, folder, n_batches, rounds):
     print(f"\n## PackedAMASS(clip_length=1, shuffle=True, batch_size={BATCH}) on a store of {int(lengths.sum()):,} frames "
           f"({int(lengths.sum()) * 4 * sum(STORE_KEYS.values()) / 1e9:.1f} GB, {', '.join(STORE_KEYS)}; written as amass_pack writes, in the page cache), one process\n")
     print(f"steady rate (median of the last half of all runs' 1,000-batch windows): {steady / 1e3:,.0f}k frames/s\n")
-    print("| arrays | open | first batch | first 1,000 batches | vs steady | with the open and pre-map counted | page faults in the first 1,000 / next 9,000 | frames/s per 1,000 batches |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| arrays | open | first batch | first 1,000 batches | vs steady | with the open and pre-map counted | page faults in the first 1,000 / next 9,000 | open to batch {n_batches:,} | frames/s per 1,000 batches |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         first_k = run["rates"][0]
         counted = 1000 * BATCH / (run["first"] + 999 * BATCH / first_k)
         print(f"| {'pre-mapped' if run['premap'] else 'mapped lazily'} | {run['open']:.2f} s | {run['first']:.2f} s | {first_k / 1e3:,.0f}k | "
-              f"{first_k / steady:.0%} | {counted / steady:.0%} | {run['faults'][0]:,} / {sum(run['faults'][1:]):,} | {' '.join(f'{r / 1e3:.0f}k' for r in run['rates'])} |")
+              f"{first_k / steady:.0%} | {counted / steady:.0%} | {run['faults'][0]:,} / {sum(run['faults'][1:]):,} | {run['total']:.2f} s | {' '.join(f'{r / 1e3:.0f}k' for r in run['rates'])} |")
 
 
 def main(argv=None):
