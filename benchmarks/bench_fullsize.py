@@ -205,7 +205,7 @@ def store_report(lens, fraction, folder, n_batches, rounds):
     print(f"\n## PackedAMASS(clip_length=1, shuffle=True, batch_size={BATCH}) on a store of {int(lengths.sum()):,} frames "
           f"({int(lengths.sum()) * 4 * sum(STORE_KEYS.values()) / 1e9:.1f} GB, {', '.join(STORE_KEYS)}; written as amass_pack writes, in the page cache), one process\n")
     print(f"steady rate (median of the last half of all runs' 1,000-batch windows): {steady / 1e3:,.0f}k frames/s\n")
-    print(f"| arrays | open | first batch | first 1,000 batches | vs steady | with the open and pre-map counted | page faults in the first 1,000 / next 9,000 | open to batch {n_batches:,} | frames/s per 1,000 batches |")
+    print(f"| arrays | open | first batch | first 1,000 batches | vs steady | with the open and pre-map counted | page faults in the first 1,000 / next {n_batches - 1000:,} | open to batch {n_batches:,} | frames/s per 1,000 batches |")
     print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         first_k = run["rates"][0]
