@@ -314,7 +314,8 @@ def plan(args, root, store, device):
     for key, _ in training_rows(device, args.train_workers, args.original is not None):
         workers = args.train_workers if key in ("packed", "amass", "original") else 0
         configs.append({**common, "kind": key, "clip": TRAIN_CLIP, "workers": workers, "train": True})
-    return configs
+    wanted = set(args.rows.split(",")) if getattr(args, "rows", None) else None
+    return [c for c in configs if wanted is None or c["kind"] in wanted]
 
 
 def rate(fps):
@@ -396,6 +397,8 @@ def parse(argv=None):
                         "benchmarks/out/original, or a site-packages), a venv, or its python")
     parser.add_argument("--data", type=Path, default=OUT, help=f"folder of the cached replica and store (default {OUT})")
     parser.add_argument("--lens", default=str(LENS), help="real AMASS sequence lengths (json.gz; absent: drawn from the table)")
+    parser.add_argument("--rows", help="measure only these row keys, comma-separated (amass, packed, device, device_fp16, pinned, "
+                        "limit, ceiling, original, resident; default: all); the tables leave the others empty")
     parser.add_argument("--jobs", type=int, help="processes writing the replica and threads packing it (default: the cores)")
     args = parser.parse_args(argv)
     quick = args.quick

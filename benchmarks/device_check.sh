@@ -16,4 +16,4 @@ timeout 90 python3 benchmarks/pin_check.py 2>&1 | grep -v Warning | tee "$OUT/pi
 original=(); [ -d benchmarks/out/original ] && original=(--original benchmarks/out/original)
 lens=(); [ -f benchmarks/out/amass_lens_real.json.gz ] && lens=(--lens benchmarks/out/amass_lens_real.json.gz)
 PYTHONUNBUFFERED=1 timeout ${BENCH_SECONDS:-330} python3 benchmarks/bench_gpu.py --seconds 1 --warmup 0.5 "${original[@]}" "${lens[@]}" \
-  --out "$OUT/gpu_table.md" 2>&1 | tee "$OUT/bench_log.txt"
+  ${BENCH_ARGS:-} --out "$OUT/gpu_table.md" 2>&1 | tee "$OUT/bench_log.txt"

@@ -311,6 +311,6 @@ def _clip_item(self, arrays, seq, start):
 # %% ../nbs/05_dataset.ipynb #c81e5c4b
 def clip_ids(batch):
     "(sequence id, first frame) of each clip of a batch of `identified_sequence` data."
-    trans = np.asarray(batch["trans"])
+    trans = batch["trans"].cpu().numpy() if isinstance(batch["trans"], torch.Tensor) else np.asarray(batch["trans"])
     trans = trans.reshape(-1, trans.shape[-2], 3) if trans.ndim >= 2 else trans.reshape(-1, 1, 3)
     return [(int(a), int(b)) for a, b in trans[:, 0, :2]]

@@ -174,8 +174,9 @@ class PackedBatches:
         return PackedBatches(buffer.pin_memory(), self.layouts)
 
 def _as_key_dtype(key, tensor):
-    "`tensor` in the dtype a batch holds `key` in: int64 for `gender`, float32 otherwise."
-    return tensor.long() if key == "gender" else tensor
+    "`tensor` in the dtype a batch holds `key` in: int64 for `gender` (pinned if `tensor` is), float32 otherwise."
+    if key != "gender": return tensor
+    return tensor.long().pin_memory() if tensor.is_pinned() else tensor.long()
 
 # %% ../nbs/10_packed.ipynb #dc68eaa5
 @method_of(PackedAMASS)
@@ -259,13 +260,15 @@ def _shard_items(self, epoch, shard, num_workers, skip=0):
         window = groups[g:g + per_plan]
         first = window[0][0]
         seqs, starts = self.clip_frames(np.arange(lo + first * step, min(lo + window[-1][1] * step, hi)), epoch)
+        if self.device is not None and not self.pinned:     # one copy of the window's plan to the device
+            on_device = torch.as_tensor(seqs, device=self.device), torch.as_tensor(starts, device=self.device)
         for b0, b1 in window:
             cut = [slice((b - first) * step, (b + 1 - first) * step) for b in range(b0, b1)]
             if self.pinned:
                 yield from (self._copy_ahead(seqs[c], starts[c]) for c in cut)
                 continue
             if self.device is not None:
-                yield from (self._finish(self.device_batch(seqs[c], starts[c]), seqs[c], starts[c]) for c in cut)
+                yield from (self._finish(self.device_batch(on_device[0][c], on_device[1][c]), seqs[c], starts[c]) for c in cut)
                 continue
             item = self.gather([(seqs[c], starts[c]) for c in cut])
             yield item if grouped else self._finish(item.batches()[0], seqs[cut[0]], starts[cut[0]])
@@ -341,27 +344,52 @@ def _check_fits(self):
                          f"or gather on the CPU (device=None, with DataLoader workers)")
 
 # %% ../nbs/10_packed.ipynb #70fd0e02
+class _Held:
+    "A dataset's keys on its device: per-frame keys side by side in one tensor, per-sequence keys in another."
+    def __init__(self, frames, table, columns, offsets, ratios, steps):
+        self.frames, self.table, self.columns, self.offsets, self.ratios, self.steps = frames, table, columns, offsets, ratios, steps
+
+def _side_by_side(parts, rows, device, dtype, block=1 << 20):
+    "The arrays `parts` (each `rows` long) as the columns of one (rows, total width) tensor on `device`, copied a block of rows at a time."
+    if not parts: return None
+    out = torch.empty(rows, sum(p.shape[1] for p in parts), dtype=dtype, device=device)
+    for first in range(0, rows, block):
+        out[first:first + block] = torch.from_numpy(np.concatenate([np.asarray(p[first:first + block], np.float32) for p in parts], 1)).to(device, dtype)
+    return out
+
 @method_of(PackedAMASS)
 def held(self):
-    "{key: (tensor on the device, per sequence?)}, copied from the store on first use in this process."
+    "The device's copy of the keys (a `_Held`), made on first use in this process."
     if getattr(self, "_held", None) is None:
         if torch.utils.data.get_worker_info() is not None:
             raise ValueError(f"PackedAMASS(device={str(self.device)!r}) gathers in the main process: use num_workers=0")
         self._check_fits()
-        as_held = lambda a: torch.from_numpy(np.array(a)).to(self.device, self.storage_dtype)   # one copy, read from the map
-        self._held = {k: (as_held(source), per_sequence) for k, _, source, per_sequence in self._sources()}
+        sources, columns, width = self._sources(), [], {True: 0, False: 0}
+        for key, w, _, per_sequence in sources:
+            columns.append((key, width[per_sequence], width[per_sequence] + w, per_sequence))
+            width[per_sequence] += w
+        frame_parts = [src for _, _, src, per in sources if not per]
+        table_parts = [src for _, _, src, per in sources if per]
+        self._held = _Held(_side_by_side(frame_parts, len(frame_parts[0]) if frame_parts else 0, self.device, self.storage_dtype),
+                           _side_by_side(table_parts, len(self.counts), self.device, torch.float32), columns,
+                           torch.as_tensor(self.tables["offset"], device=self.device),
+                           torch.as_tensor(self.ratios, dtype=torch.float64, device=self.device),
+                           torch.arange(self.clip_length, device=self.device))
     return self._held
 
 @method_of(PackedAMASS)
 def device_batch(self, seqs, starts):
-    "The batch of the clips at (seqs, starts), gathered on the device: a dict of float32 tensors (`gender` int64)."
-    n, length = len(starts), self.clip_length
-    rows = torch.as_tensor(self.packed_rows(seqs, starts).reshape(-1), device=self.device)
-    seq_rows = torch.as_tensor(np.repeat(seqs, length), device=self.device)
+    "The batch of the clips at (seqs, starts) (numpy, or int64 tensors on the device), gathered there: float32 tensors, `gender` int64."
+    held, n, length = self.held(), len(starts), self.clip_length
+    seqs, starts = torch.as_tensor(seqs, device=self.device), torch.as_tensor(starts, device=self.device)
+    frames = starts[:, None] + held.steps
+    if self.target_fps is not None: frames = (frames * held.ratios[seqs][:, None] + 0.5).floor().long()   # as `source_frames`
+    gathered = None if held.frames is None else held.frames.index_select(0, (held.offsets[seqs][:, None] + frames).reshape(-1)).view(n, length, -1)
+    table = None if held.table is None else held.table.index_select(0, seqs)[:, None, :].expand(n, length, -1)
     batch = {}
-    for key, (tensor, per_sequence) in self.held().items():
-        values = tensor.index_select(0, seq_rows if per_sequence else rows).float()
-        batch[key] = values.reshape(n, length).long() if key == "gender" else values.reshape(n, length, -1)
+    for key, first, stop, per_sequence in held.columns:
+        values = (table if per_sequence else gathered)[..., first:stop]
+        batch[key] = values.reshape(n, length).long() if key == "gender" else values.float().contiguous()
     return batch
 
 # %% ../nbs/10_packed.ipynb #b4f348ba
