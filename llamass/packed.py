@@ -150,7 +150,7 @@ _MAX_BATCHES_PER_ITEM = 16
 
 class PackedBatches:
     "One or more batches in one contiguous float32 buffer (numpy, or a pinned tensor), with the (key, offset, shape) layout of each."
-    def __init__(self, buffer, layouts): self.buffer, self.layouts = buffer, layouts
+    def __init__(self, buffer, layouts, pinned=False): self.buffer, self.layouts, self.pinned = buffer, layouts, pinned
 
     def __getstate__(self):
         small = isinstance(self.buffer, np.ndarray) and self.buffer.nbytes < _PICKLE_BELOW
@@ -160,23 +160,24 @@ class PackedBatches:
     def __setstate__(self, state):
         buffer = state["buffer"]
         self.buffer, self.layouts = (buffer.numpy() if isinstance(buffer, torch.Tensor) else buffer), state["layouts"]
+        self.pinned = False              # it crossed from another process through shared memory, not pinned memory
 
     def batches(self):
         "Each batch as a dict of tensors, views of the buffer (`gender` as int64)."
         buffer = self.buffer if isinstance(self.buffer, torch.Tensor) else torch.from_numpy(self.buffer)
-        return [{key: _as_key_dtype(key, buffer[offset:offset + math.prod(shape)].view(shape)) for key, offset, shape in layout}
+        return [{key: _as_key_dtype(key, buffer[offset:offset + math.prod(shape)].view(shape), self.pinned) for key, offset, shape in layout}
                 for layout in self.layouts]
 
     def pin_memory(self, device=None):
         "These batches in pinned (page-locked) memory, for fast copies to the GPU (as they are where there is none)."
         if not torch.cuda.is_available(): return self
         buffer = self.buffer if isinstance(self.buffer, torch.Tensor) else torch.from_numpy(self.buffer)
-        return PackedBatches(buffer.pin_memory(), self.layouts)
+        return PackedBatches(buffer.pin_memory(), self.layouts, pinned=True)
 
-def _as_key_dtype(key, tensor):
-    "`tensor` in the dtype a batch holds `key` in: int64 for `gender` (pinned if `tensor` is), float32 otherwise."
+def _as_key_dtype(key, tensor, pinned=False):
+    "`tensor` in the dtype a batch holds `key` in: int64 for `gender` (pinned too when the buffer is), float32 otherwise."
     if key != "gender": return tensor
-    return tensor.long().pin_memory() if tensor.is_pinned() else tensor.long()
+    return tensor.long().pin_memory() if pinned else tensor.long()   # (asking tensor.is_pinned() would start CUDA in a worker)
 
 # %% ../nbs/10_packed.ipynb #dc68eaa5
 @method_of(PackedAMASS)
@@ -216,7 +217,7 @@ def gather(self, pieces, pinned=False):
     for seqs, starts in pieces:
         layout, offset = self._fill(seqs, starts, flat, offset)
         layouts.append(layout)
-    return PackedBatches(buffer, layouts)
+    return PackedBatches(buffer, layouts, pinned=isinstance(buffer, torch.Tensor))
 
 @method_of(PackedAMASS)
 def batches_per_item(self, num_workers):
@@ -260,15 +261,14 @@ def _shard_items(self, epoch, shard, num_workers, skip=0):
         window = groups[g:g + per_plan]
         first = window[0][0]
         seqs, starts = self.clip_frames(np.arange(lo + first * step, min(lo + window[-1][1] * step, hi)), epoch)
-        if self.device is not None and not self.pinned:     # one copy of the window's plan to the device
-            on_device = torch.as_tensor(seqs, device=self.device), torch.as_tensor(starts, device=self.device)
+        if self.device is not None and not self.pinned:
+            cuts = [slice((b - first) * step, (b + 1 - first) * step) for b0, b1 in window for b in range(b0, b1)]
+            yield from self._device_window(seqs, starts, cuts)
+            continue
         for b0, b1 in window:
             cut = [slice((b - first) * step, (b + 1 - first) * step) for b in range(b0, b1)]
             if self.pinned:
                 yield from (self._copy_ahead(seqs[c], starts[c]) for c in cut)
-                continue
-            if self.device is not None:
-                yield from (self._finish(self.device_batch(on_device[0][c], on_device[1][c]), seqs[c], starts[c]) for c in cut)
                 continue
             item = self.gather([(seqs[c], starts[c]) for c in cut])
             yield item if grouped else self._finish(item.batches()[0], seqs[cut[0]], starts[cut[0]])
@@ -376,6 +376,22 @@ def held(self):
                            torch.as_tensor(self.ratios, dtype=torch.float64, device=self.device),
                            torch.arange(self.clip_length, device=self.device))
     return self._held
+
+_DEVICE_WINDOW_BYTES = 256 << 20   # gathered on the device at once: batches are then views, with no work of their own
+
+@method_of(PackedAMASS)
+def _device_window(self, seqs, starts, cuts):
+    "The batches at `cuts` (slices) of a window's clips (seqs, starts), gathered on the device several batches at a time."
+    on_device = torch.as_tensor(seqs, device=self.device), torch.as_tensor(starts, device=self.device)   # one copy of the plan
+    clip_bytes = 4 * self.clip_length * sum(w for _, w, _, _ in self._sources())
+    per_run = max(1, _DEVICE_WINDOW_BYTES // max(1, self.batch_size * clip_bytes))
+    for r in range(0, len(cuts), per_run):
+        run = cuts[r:r + per_run]
+        lo, hi = run[0].start, min(run[-1].stop, len(seqs))
+        gathered = self.device_batch(on_device[0][lo:hi], on_device[1][lo:hi])
+        for cut in run:
+            part = slice(cut.start - lo, min(cut.stop, len(seqs)) - lo)
+            yield self._finish({k: v[part] for k, v in gathered.items()}, seqs[cut], starts[cut])
 
 @method_of(PackedAMASS)
 def device_batch(self, seqs, starts):
