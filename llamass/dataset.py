@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'METADATA_KEYS', 'MOTION_KEYS', 'DERIVED_KEYS', 'has_key',
            'standard_keys', 'load_sequence', 'apply_transform', 'npz_contents', 'check_models', 'check_data_keys',
            'overridden_fps', 'effective_fps', 'stored_keys', 'with_derived', 'AMASS', 'variable_clip_length',
-           'sequence_arrays', 'read_clips', 'clip_meta', 'clip_ids']
+           'sequence_arrays', 'read_clips', 'read_plan', 'clip_meta', 'clip_ids']
 
 # %% ../nbs/05_dataset.ipynb #398d144a
 import warnings
@@ -288,11 +288,17 @@ def _load(self, i):
 @method_of(AMASS)
 def read_clips(self, seqs, starts):
     "Yield the clips at (sequence, start) pairs, loading each sequence once."
+    yield from self.read_plan([(seqs, starts, _last_uses(seqs))])
+
+@method_of(AMASS)
+def read_plan(self, chunks):
+    "Yield the clips of plan `chunks` (seqs, starts, is_last), keeping a sequence loaded from its first clip to its last, across chunks."
     loaded = {}
-    for seq, start, last in zip(seqs.tolist(), starts.tolist(), _last_uses(seqs).tolist()):
-        if seq not in loaded: loaded[seq] = self._load(seq)
-        if loaded[seq] is not None: yield apply_transform(self.transform, self._clip_item(loaded[seq], seq, start))
-        if last: del loaded[seq]
+    for seqs, starts, is_last in chunks:
+        for seq, start, last in zip(seqs.tolist(), starts.tolist(), is_last.tolist()):
+            if seq not in loaded: loaded[seq] = self._load(seq)
+            if loaded[seq] is not None: yield apply_transform(self.transform, self._clip_item(loaded[seq], seq, start))
+            if last: del loaded[seq]
 
 @method_of(AMASS)
 def clip_meta(self, seq, start):

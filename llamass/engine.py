@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.utils.data as tudata
 
-from .clips import (batch_count, check_int, check_keep, clip_counts, kept_windows, rank_clip_count, rng_for,
-                           round_robin_progress, sequence_order, shard_plan, worker_clip_counts)
+from .clips import (PLAN_BLOCK, batch_count, check_int, check_keep, clip_counts, kept_windows, rank_clip_count,
+                           reorder_chunk, rng_for, round_robin_progress, sequence_order, shard_plan, shard_plan_chunks,
+                           worker_clip_counts)
 
 # %% ../nbs/04_engine.ipynb #44c72253
 def method_of(cls):
@@ -149,6 +150,13 @@ class ShardedClips(tudata.IterableDataset):
                           self.sequence_order(epoch), rank, world_size, worker, num_workers,
                           self.shuffle, self.seed, epoch, self.shuffle_buffer, self.pad)
 
+    def plan_chunks(self, epoch, worker=0, num_workers=1, skip=0, chunk=PLAN_BLOCK):
+        "Chunks (sequence numbers, first frames, last clip of its sequence here?) of the plan of `worker` in `epoch`, from clip `skip` on."
+        rank, world_size = self.shard_owner()
+        return shard_plan_chunks(self.counts, self.window_starts, 1 if self.overlapping else self.clip_length,
+                                 self.sequence_order(epoch), rank, world_size, worker, num_workers,
+                                 self.shuffle, self.seed, epoch, self.shuffle_buffer, self.pad, skip=skip, chunk=chunk)
+
     def sequence_order(self, epoch):
         "The order of the sequences in `epoch`."
         return sequence_order(len(self.counts), self.shuffle, self.seed, epoch, self.file_list_seed)
@@ -158,18 +166,36 @@ class ShardedClips(tudata.IterableDataset):
         if not self.partial_clips: return np.full(len(starts), self.clip_length, dtype=np.int64)
         return np.minimum(self.clip_length, self.window_stops[seqs] - starts)
 
-    def bucketed(self, seqs, starts, epoch, shard, offset=0):
-        "The clips (seqs, starts) of a shard from position `offset` (a multiple of `bucket`) on, sorted by length within windows of `bucket` positions (see below)."
-        if self.bucket is None or len(seqs) == 0: return seqs, starts
+    def bucket_order(self, seqs, starts, epoch, shard, offset=0):
+        "The order sorting clips (seqs, starts), from shard position `offset` (a multiple of `bucket`) on, by length within windows of `bucket` (see below)."
         lengths, window = self.clip_lengths(seqs, starts), (offset + np.arange(len(seqs))) // self.bucket
         flip = np.where(rng_for(self.seed, epoch, shard, 7).random(window[-1] + 1) < 0.5, 1, -1)   # direction per window
-        order = np.lexsort((np.arange(len(seqs)), lengths * flip[window], window))
+        return np.lexsort((np.arange(len(seqs)), lengths * flip[window], window))
+
+    def bucketed(self, seqs, starts, epoch, shard, offset=0):
+        "The clips (seqs, starts) sorted by length within windows of `bucket` positions (as they are without `bucket`)."
+        if self.bucket is None or len(seqs) == 0: return seqs, starts
+        order = self.bucket_order(seqs, starts, epoch, shard, offset)
         return seqs[order], starts[order]
 
     def iter_shard(self, epoch, shard, num_workers, skip=0):
-        "Yield the items of one shard in `epoch`, after the first `skip` (default: its clips, through `read_clips`)."
-        seqs, starts = self.bucketed(*self.plan(epoch, shard, num_workers), epoch, shard)
-        yield from self.read_clips(seqs[skip:], starts[skip:])
+        "Yield the items of one shard in `epoch`, after the first `skip` (default: its clips, planned a chunk at a time, through `read_plan`)."
+        yield from self.read_plan(self._plan_from(epoch, shard, num_workers, skip))
+
+    def read_plan(self, chunks):
+        "Yield the clips of plan `chunks` (seqs, starts, is_last) in order; the default reads each chunk with `read_clips`."
+        for seqs, starts, _ in chunks: yield from self.read_clips(seqs, starts)
+
+    def _plan_from(self, epoch, shard, num_workers, skip):
+        "The shard's plan chunks from clip `skip` on, bucketed when asked (bucket windows never straddle chunks)."
+        aligned = skip - skip % self.bucket if self.bucket else skip
+        chunk = max(1, PLAN_BLOCK // self.bucket) * self.bucket if self.bucket else PLAN_BLOCK
+        offset, drop = aligned, skip - aligned
+        for seqs, starts, is_last in self.plan_chunks(epoch, shard, num_workers, aligned, chunk):
+            if self.bucket and len(seqs): seqs, starts, is_last = reorder_chunk(seqs, starts, is_last, self.bucket_order(seqs, starts, epoch, shard, offset))
+            offset += len(seqs)
+            yield seqs[drop:], starts[drop:], is_last[drop:]
+            drop = 0
 
 # %% ../nbs/04_engine.ipynb #22669617
 def _no_clip_message(lengths, clip_length, keep):

@@ -85,7 +85,7 @@ class PackedAMASS(ShardedClips):
     def arrays(self):
         "The per-frame arrays of the store, memory-mapped (opened once per process); split pose keys are views of `poses`."
         if self._arrays is None:
-            stored = map_arrays(self.store, self.manifest)   # refuses a store replaced since it was opened
+            stored = map_arrays(self.store, self.manifest, premap=True)   # refuses a replaced store; pages mapped up front when they fit in memory
             slices = POSE_SLICES.get(self.manifest.get("model"), {})
             self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
                             for k in self.read_keys if k not in PER_SEQUENCE}
