@@ -414,7 +414,8 @@ def _check_resumable(self, state):
     mine = self.state_dict()
     for key in ("num_workers", "batch_size", "drop_last"):
         if state.get(key) != mine[key]: raise ValueError(f"cannot resume: state has {key}={state.get(key)!r}, this loader has {mine[key]!r}")
-    for key in sorted((set(state["dataset"]) | set(mine["dataset"])) - {"rank"}):
+    fields = list(mine["dataset"]) + [k for k in state["dataset"] if k not in mine["dataset"]]   # the signature's order
+    for key in (k for k in fields if k != "rank"):
         if state["dataset"].get(key) != mine["dataset"].get(key):
             raise ValueError(f"cannot resume: state has {key}={state['dataset'].get(key)!r}, this dataset has {mine['dataset'].get(key)!r}")
     check_int(state["epoch"], "state['epoch']", low=0); check_int(state["batches"], "state['batches']", low=0, high=len(self))
