@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.utils.data as tudata
 
-from .clips import check_clip_length, check_int, check_keep, check_real, kept_windows, check_target_fps, clip_counts, keep_slice, rng_for, resampled_lengths, source_frames
+from .clips import check_clip_length, check_int, check_keep, check_real, kept_windows, last_uses, check_target_fps, clip_counts, keep_slice, rng_for, resampled_lengths, source_frames
 from .engine import IterableLoader, ShardedClips, method_of, worker_init_fn
 from .splits import resolve_subdatasets
 from .index import AMASSFileError, GENDER_CODES, MODEL_WIDTHS, gender_code, index_sequences, npz_keys, read_npz, width_check
@@ -259,13 +259,6 @@ def _usable_index(index, strict, fps_overrides, target_fps, finite_keys):
     return index
 
 # %% ../nbs/05_dataset.ipynb #afcb6734
-def _last_uses(seqs):
-    "Boolean array: True where a position holds the last clip of its sequence."
-    is_last = np.zeros(len(seqs), dtype=bool)
-    _, first_in_reverse = np.unique(seqs[::-1], return_index=True)
-    is_last[len(seqs) - 1 - first_in_reverse] = True
-    return is_last
-
 @method_of(AMASS)
 def sequence_arrays(self, i, keys=None):
     "The stored arrays `keys` (default: those the data keys need) of sequence `i`, resampled; `AMASSFileError` if the file no longer matches the index."
@@ -288,7 +281,7 @@ def _load(self, i):
 @method_of(AMASS)
 def read_clips(self, seqs, starts):
     "Yield the clips at (sequence, start) pairs, loading each sequence once."
-    yield from self.read_plan([(seqs, starts, _last_uses(seqs))])
+    yield from self.read_plan([(seqs, starts, last_uses(seqs))])
 
 @method_of(AMASS)
 def read_plan(self, chunks):
