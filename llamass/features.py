@@ -61,7 +61,7 @@ def stats_for_paths(unpacked_directory, # a folder of AMASS sequence files (any 
                     progress=True):     # show a progress bar
     "`calculate_stats` of every sequence file below `unpacked_directory`, in path order."
     paths = [str(p) for p in npz_paths(unpacked_directory)]
-    return ProgressParallel(use_tqdm=progress, total=len(paths), desc="per-file statistics", n_jobs=n_jobs)(
+    return ProgressParallel(use_tqdm=progress, total=len(paths), desc="per-file statistics", n_jobs=n_jobs, prefer="threads")(
         joblib.delayed(calculate_stats)(p) for p in paths)
 
 def jsonize(stats): # a list from `stats_for_paths`
