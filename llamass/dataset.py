@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'METADATA_KEYS', 'MOTION_KEYS', 'DERIVED_KEYS', 'has_key',
            'standard_keys', 'load_sequence', 'apply_transform', 'npz_contents', 'check_models', 'check_data_keys',
            'overridden_fps', 'effective_fps', 'stored_keys', 'with_derived', 'AMASS', 'variable_clip_length',
-           'sequence_arrays', 'read_clips', 'read_plan', 'clip_meta', 'clip_ids']
+           'clip_ids']
 
 # %% ../nbs/05_dataset.ipynb #398d144a
 import warnings
