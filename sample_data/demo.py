@@ -6,9 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from llamass.core import AMASS, IterableLoader, npz_lens, save_lens
+from llamass.tqdm import progress_bar
 
 
 def main(root, clip_length=1, batch_size=64, num_workers=2):
@@ -19,9 +18,9 @@ def main(root, clip_length=1, batch_size=64, num_workers=2):
     dataset = AMASS(root, clip_length=clip_length, shuffle=True, seed=0, progress=False)
     loader = IterableLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     frames, shapes, start = 0, None, time.perf_counter()
-    for batch in tqdm(loader, total=len(loader), desc="epoch 0", unit="batch"):
+    for batch in progress_bar(iterable=loader, total=len(loader), desc="epoch 0", unit="batch"):   # on a terminal
         frames += batch["poses"].shape[0] * batch["poses"].shape[1]
-        shapes = shapes or ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items())
+        shapes = shapes or ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}" for k, v in batch.items())
     seconds = time.perf_counter() - start
     print(f"batch shapes: {shapes}")
     print(f"{frames} frames in {len(loader)} batches, {seconds:.2f} s: {frames / seconds:,.0f} frames/s "
