@@ -10,6 +10,7 @@ __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'MANIFEST', 'TABLES', 'KEY_NAME'
            'pack_arguments', 'amass_pack_cli']
 
 # %% ../nbs/09_store.ipynb #a1c7b995
+import contextlib
 import errno
 import json
 import math
@@ -433,7 +434,9 @@ def pack_store(src, dst, n_jobs=4, keys=None, force=False, strict=True, progress
     src, dst = check_destination(src, dst)
     try: dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise StoreError(f"cannot make the folder {dst.parent}: {e.strerror or e}") from None
-    with folder_lock(dst.parent, "amass_pack"):
+    with contextlib.ExitStack() as held:   # the source too (unpack and split lock it), when writable; in path order: no deadlock
+        for folder in sorted({dst.parent} | ({src} if os.access(src, os.W_OK) else set())):
+            held.enter_context(folder_lock(folder, "amass_pack"))
         index = index_sequences(src, n_jobs=n_jobs, strict=strict, progress=progress)
         if len(index) == 0: raise StoreError(f"no AMASS sequences (*.npz files) found in {src}")
         check_models(index)

@@ -311,3 +311,19 @@ def test_a_key_that_is_a_path_is_refused(tree, tmp_path, capsys):
     assert one_line_error(capsys, ["--keys", "../x", str(tree), str(tmp_path / "store")]) == \
         "amass_pack: error: key '../x' is not a key name (letters, digits and _ only)"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".llamass.lock", "src"]
+
+
+def test_pack_waits_for_a_run_holding_its_source(tmp_path):
+    "An unpack or split holds the source folder's lock: amass_pack starts reading only once it is released."
+    import threading, time
+    from llamass.synthetic import identified_sequence, write_tree
+    from llamass.tqdm import folder_lock
+    write_tree(tmp_path / "src", {f"DS/s{i}/take_poses.npz": identified_sequence(i, 10) for i in range(2)})
+    done = []
+    with folder_lock(tmp_path / "src"):
+        worker = threading.Thread(target=lambda: done.append(amass_pack(tmp_path / "src", tmp_path / "store", progress=False)))
+        worker.start()
+        time.sleep(1.0)
+        assert done == [] and not (tmp_path / "store").exists()         # still waiting for the source
+    worker.join(30)
+    assert done and done[0]["n_sequences"] == 2
