@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'METADATA_KEYS', 'MOTION_KEYS', 'DERIVED_KEYS', 'has_key',
            'standard_keys', 'load_sequence', 'apply_transform', 'npz_contents', 'check_models', 'check_data_keys',
            'overridden_fps', 'effective_fps', 'stored_keys', 'with_derived', 'AMASS', 'variable_clip_length',
-           'clip_ids']
+           'batch_of', 'clip_ids']
 
 # %% ../nbs/05_dataset.ipynb #398d144a
 import warnings
@@ -199,6 +199,8 @@ class AMASS(ShardedClips):
                  check_finite=False,    # read every file once at construction to refuse NaN / inf values
                  n_jobs=4,              # threads reading headers while indexing
                  progress=True,         # progress bar while indexing
+                 batch_size=None,       # yield whole batches of this many clips (use IterableLoader(batch_size=None))
+                 drop_last=False,       # with batch_size: drop each shard's last partial batch
                  skeleton=None,         # skeleton for the `joints` key (None: the SMPL+H mean body's)
                  contacts=None,         # keyword arguments of `llamass.motion.foot_contacts` for `foot_contacts`
                  max_length=None,       # with clip_length=None: clips of up to this many frames (None: whole sequences)
@@ -219,7 +221,7 @@ class AMASS(ShardedClips):
         super().__init__(lengths=lengths, clip_length=variable_clip_length(clip_length, max_length, lengths, keep),
                          overlapping=overlapping, keep=keep, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
                          pad=pad, file_list_seed=file_list_seed, shuffle_buffer=shuffle_buffer,
-                         partial_clips=clip_length is None, bucket=bucket)
+                         partial_clips=clip_length is None, bucket=bucket, batch_size=batch_size, drop_last=drop_last)
 
     @property
     def amass_location(self): return self.index.root
@@ -306,6 +308,52 @@ def _clip_item(self, arrays, seq, start):
     clip = {k: arrays[k][start:stop].copy() for k in self.read_keys}
     if self.read_keys == self.data_keys: return clip
     return with_derived(clip, self.data_keys, self.clip_meta(seq, start), self.skeleton, self.contacts)
+
+# %% ../nbs/05_dataset.ipynb #cf769574
+def batch_of(loaded, seqs, starts, clip_length, keys):
+    "{key: (len(seqs), clip_length, ...) array} of the clips at (seqs, starts), cut from the `loaded` arrays of each sequence."
+    order = np.argsort(seqs, kind="stable")
+    first = np.flatnonzero(np.r_[True, seqs[order][1:] != seqs[order][:-1]])
+    batch = {k: np.empty((len(seqs), clip_length) + loaded[int(seqs[0])][k].shape[1:], loaded[int(seqs[0])][k].dtype) for k in keys}
+    for group in np.split(order, first[1:]):
+        arrays, frames = loaded[int(seqs[group[0]])], starts[group][:, None] + np.arange(clip_length)
+        for k in keys: batch[k][group] = arrays[k][frames]
+    return batch
+
+# %% ../nbs/05_dataset.ipynb #54e1a86c
+@method_of(AMASS)
+def iter_shard(self, epoch, shard, num_workers, skip=0):
+    "Yield the clips of one shard in `epoch` after the first `skip` (with `batch_size`: its batches, after `skip` batches)."
+    if self.batch_size is None: return ShardedClips.iter_shard(self, epoch, shard, num_workers, skip)
+    return self._batches(self._plan_from(epoch, shard, num_workers, skip * self.batch_size))
+
+@method_of(AMASS)
+def _batches(self, chunks):
+    "Yield the batches of plan `chunks`: `batch_size` clips each, the last one partial unless `drop_last`."
+    loaded, seqs, starts, is_last = {}, *(np.zeros(0, np.int64),) * 2, np.zeros(0, bool)
+    for chunk in list(chunks) + [None]:
+        if chunk is not None: seqs, starts, is_last = (np.concatenate(p) for p in zip((seqs, starts, is_last), chunk))
+        while len(seqs) >= self.batch_size or (chunk is None and len(seqs) and not self.drop_last):
+            n = min(self.batch_size, len(seqs))
+            batch = self._batch(loaded, seqs[:n], starts[:n])
+            for seq in np.unique(seqs[:n][is_last[:n]]).tolist(): loaded.pop(seq, None)
+            seqs, starts, is_last = seqs[n:], starts[n:], is_last[n:]
+            if batch is not None: yield batch
+
+@method_of(AMASS)
+def _batch(self, loaded, seqs, starts):
+    "The batch (a dict of tensors) of the clips at (seqs, starts), loading sequences not yet in `loaded`."
+    for seq in np.unique(seqs).tolist():
+        if seq not in loaded: loaded[seq] = self._load(seq)
+    good = np.array([loaded[s] is not None for s in seqs.tolist()], dtype=bool)     # strict=False: a bad file's clips are left out
+    if not good.any(): return None
+    seqs, starts = seqs[good], starts[good]
+    batch = batch_of(loaded, seqs, starts, self.clip_length, self.read_keys)
+    if self.read_keys != self.data_keys:
+        meta = {"path": [self.relative_paths[s] for s in seqs.tolist()], "subdataset": [self.index.subdatasets[s] for s in seqs.tolist()],
+                "start": starts.astype(np.int64), "fps": np.full(len(seqs), self.target_fps) if self.target_fps else self.fps[seqs]}
+        batch = with_derived(batch, self.data_keys, meta, self.skeleton, self.contacts)
+    return apply_transform(self.transform, {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()})
 
 # %% ../nbs/05_dataset.ipynb #c81e5c4b
 def clip_ids(batch):

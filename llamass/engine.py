@@ -111,9 +111,14 @@ class ShardedClips(tudata.IterableDataset):
                  file_list_seed=0,     # fixed permutation of the unshuffled sequence order (None: as given)
                  shuffle_buffer=10_000,   # clips' worth of sequences mixed at once when shuffling (lanes)
                  partial_clips=False,     # variable length: each sequence's last clip may be shorter than `clip_length`
-                 bucket=None):            # with partial clips: sort clips by length within windows of this many
+                 bucket=None,             # with partial clips: sort clips by length within windows of this many
+                 batch_size=None,         # the dataset yields whole batches of this many clips (None: single clips)
+                 drop_last=False):        # with batch_size: drop each shard's last partial batch
         if partial_clips and overlapping: raise ValueError("variable-length clips (clip_length=None) cannot overlap: give overlapping=False")
         self.partial_clips, self.bucket = bool(partial_clips), check_int(bucket, "bucket", low=2, allow_none=True)
+        self.batch_size, self.drop_last = check_int(batch_size, "batch_size", low=1, allow_none=True), bool(drop_last)
+        if self.batch_size is not None and partial_clips:
+            raise ValueError("variable-length clips (clip_length=None) are batched by the loader: give batch_size to IterableLoader, not the dataset")
         if self.bucket is not None and not self.partial_clips: raise ValueError("bucket= sorts variable-length clips: give clip_length=None")
         self.clip_length, self.keep = check_int(clip_length, "clip_length", low=1), check_keep(keep)
         self.overlapping, self.shuffle, self.pad = bool(overlapping), bool(shuffle), bool(pad)
@@ -231,13 +236,14 @@ def world_size(self):
 # %% ../nbs/04_engine.ipynb #d1d717a8
 @method_of(ShardedClips)
 def __len__(self):
-    "Clips this rank yields in one epoch."
-    return int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad))
+    "Items this rank yields in one epoch: clips, or batches of `batch_size` (counted for one worker)."
+    return int(self.items_per_worker(1).sum())
 
 @method_of(ShardedClips)
 def items_per_worker(self, num_workers):
-    "Items (clips here) each of `num_workers` workers of this rank yields in one epoch."
-    return worker_clip_counts(len(self), num_workers)
+    "Items (clips, or batches with `batch_size`: each shard's last one may be partial) each of `num_workers` workers yields in one epoch."
+    clips = worker_clip_counts(int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad)), num_workers)
+    return clips if self.batch_size is None else batch_count(clips, self.batch_size, self.drop_last)
 
 @method_of(ShardedClips)
 def batches_per_item(self, num_workers):

@@ -63,12 +63,11 @@ class PackedAMASS(ShardedClips):
         self.fps = overridden_fps(self.tables["fps"], self.tables["path"], self.tables["subdataset"], fps_overrides)
         self.ratios = (np.array([check_target_fps(f, self.target_fps, p) for f, p in zip(self.fps, self.tables["path"])])
                        if self.target_fps else np.ones(len(self.fps)))
-        if clip_length is None and self.batch_size is not None:
-            raise ValueError("variable-length clips (clip_length=None) are batched by the loader: give batch_size to IterableLoader, not PackedAMASS")
         lengths = resampled_lengths(self.tables["length"], self.ratios)
         super().__init__(lengths=lengths, clip_length=variable_clip_length(clip_length, max_length, lengths, keep),
                          overlapping=overlapping, keep=keep, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                         pad=pad, file_list_seed=file_list_seed, partial_clips=clip_length is None, bucket=bucket)
+                         pad=pad, file_list_seed=file_list_seed, partial_clips=clip_length is None, bucket=bucket,
+                         batch_size=batch_size, drop_last=drop_last)
         self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size, pinned)
         self.pinned = bool(pinned)
         self._arrays = None
@@ -105,17 +104,6 @@ def _store_data_keys(store, manifest, data_keys):
     return keys
 
 # %% ../nbs/10_packed.ipynb #f8ad2127
-@method_of(PackedAMASS)
-def items_per_worker(self, num_workers):
-    "Items (clips, or batches with `batch_size`) each of `num_workers` workers of this rank yields."
-    clips = worker_clip_counts(int(rank_clip_count(int(self.counts.sum()), self.world_size, self.pad)), num_workers)
-    return clips if self.batch_size is None else batch_count(clips, self.batch_size, self.drop_last)
-
-@method_of(PackedAMASS)
-def __len__(self):
-    "Clips (or, with `batch_size`, batches with at most one worker) this rank yields in one epoch."
-    return int(self.items_per_worker(1).sum())
-
 @method_of(PackedAMASS)
 def clip_frames(self, positions, epoch):
     "(sequence, first frame) of the clips at epoch `positions` (frames counted after any resampling)."
