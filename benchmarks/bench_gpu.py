@@ -125,6 +125,13 @@ def amass_batches(cfg, transport=None):
     return epochs(llamass_loader(dataset, cfg["workers"], BATCH, transport))
 
 
+def amass_cut_batches(cfg, transport=None):
+    "Batches of `AMASS(batch_size=256)`: whole batches cut in the workers (one fancy index per sequence and key)."
+    from llamass.dataset import AMASS
+    dataset = AMASS(cfg["root"], cfg["clip"], shuffle=True, seed=0, progress=False, batch_size=BATCH)
+    return epochs(llamass_loader(dataset, cfg["workers"], None, transport))
+
+
 def packed_batches(cfg, transport=None):
     "Batches of `PackedAMASS(batch_size=256)` gathered on the CPU (in workers, when there are)."
     from llamass.packed import PackedAMASS
@@ -175,7 +182,7 @@ def original_batches(cfg, transport=None):
                                     worker_init_fn=original.worker_init_fn if workers else None))
 
 
-LOADERS = {"original": original_batches, "amass": amass_batches, "packed": packed_batches, "device": device_batches,
+LOADERS = {"original": original_batches, "amass": amass_batches, "amass_batches": amass_cut_batches, "packed": packed_batches, "device": device_batches,
            "device_fp16": device_fp16_batches, "pinned": pinned_batches, "ceiling": ceiling_batches}
 ON_DEVICE = {"device", "device_fp16", "pinned", "ceiling"}   # loaders whose batches are on the device: synchronized around the window
 
@@ -282,7 +289,8 @@ def loader_rows(device, have_original):
     note = "" if device == "cuda" else " (no CUDA here)"
     where = "GPU" if device == "cuda" else "CPU (no CUDA here)"
     return ([("original", "original llamass 0.0.4")] if have_original else []) + [
-        ("amass", "`AMASS` (npz)"), ("packed", "`PackedAMASS` (CPU), IterableLoader"),
+        ("amass", "`AMASS` (npz)"), ("amass_batches", "`AMASS(batch_size=256)` (npz, batches cut in the workers)"),
+        ("packed", "`PackedAMASS` (CPU), IterableLoader"),
         ("device", f'`PackedAMASS(device="{device}", batch_size=256)`{note}'),
         ("device_fp16", f'`PackedAMASS(device="{device}", batch_size=256, storage_dtype=torch.float16)`{note}'),
         ("pinned", f'`PackedAMASS(device="{device}", batch_size=256, pinned=True)`{note}'),
@@ -309,7 +317,7 @@ def plan(args, root, store, device):
     for clip in (1, 32):
         for key, _ in loader_rows(device, args.original is not None):
             workers = ([w for w in args.workers if w in ORIGINAL_WORKERS] if key == "original" else
-                       args.workers if key in ("amass", "packed") else [0])
+                       args.workers if key in ("amass", "amass_batches", "packed") else [0])
             configs += [{**common, "kind": key, "clip": clip, "workers": w, "train": False} for w in workers]
     for key, _ in training_rows(device, args.train_workers, args.original is not None):
         workers = args.train_workers if key in ("packed", "amass", "original") else 0
@@ -355,7 +363,8 @@ def ratios(results, workers):
     for clip in (1, 32):
         add(f"`PackedAMASS` on the device / the ceiling, clip {clip}", get("device", clip, 0), get("ceiling", clip, 0))
         add(f"`PackedAMASS` float16 on the device / the ceiling, clip {clip}", get("device_fp16", clip, 0), get("ceiling", clip, 0))
-        for key, name, target in (("packed", "`PackedAMASS` (CPU)", " (target >= 1)"), ("amass", "`AMASS` (npz)", " (target >= 6)")):
+        for key, name, target in (("packed", "`PackedAMASS` (CPU)", " (target >= 1)"), ("amass", "`AMASS` (npz)", " (target >= 6)"),
+                                  ("amass_batches", "`AMASS(batch_size=256)` (npz)", " (target >= 6)")):
             for w in workers[1:]:
                 add(f"{name}, clip {clip}: {w} workers / 0 workers", get(key, clip, w), get(key, clip, 0), target if w == 8 else "")
     return lines

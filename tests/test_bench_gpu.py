@@ -25,16 +25,16 @@ def test_quick_run_prints_every_row(tmp_path):
     cuda = torch.cuda.is_available()
     device, note, where = ("cuda", "", "GPU") if cuda else ("cpu", " (no CUDA here)", "CPU (no CUDA here)")
     table = rows(out.read_text())
-    loader_header, *loader_rows = table[:8]
-    train_header, *train_rows = table[8:]
+    loader_header, *loader_rows = table[:9]
+    train_header, *train_rows = table[9:]
     assert loader_header == ["frames/s", "clip 1, 0 w", "2 w", "clip 32, 0 w", "2 w"]
     assert [r[0] for r in loader_rows] == [
-        "`AMASS` (npz)", "`PackedAMASS` (CPU), IterableLoader", f'`PackedAMASS(device="{device}", batch_size=256)`{note}',
+        "`AMASS` (npz)", "`AMASS(batch_size=256)` (npz, batches cut in the workers)", "`PackedAMASS` (CPU), IterableLoader", f'`PackedAMASS(device="{device}", batch_size=256)`{note}',
         f'`PackedAMASS(device="{device}", batch_size=256, storage_dtype=torch.float16)`{note}',
         f'`PackedAMASS(device="{device}", batch_size=256, pinned=True)`{note}', "numpy gather from the memory map (limit)", f"the clips as one tensor on the {where}, index per batch (ceiling)"]
     for row in loader_rows:   # workers for the two loaders that have them; the others run in the main process only
         filled = [bool(RATE.match(c)) for c in row[1:]]
-        assert filled == ([True] * 4 if row[0].startswith(("`AMASS`", "`PackedAMASS` (CPU)")) else [True, False, True, False]), row
+        assert filled == ([True] * 4 if row[0].startswith(("`AMASS`", "`AMASS(batch_size", "`PackedAMASS` (CPU)")) else [True, False, True, False]), row
         assert all(c == "" for c, f in zip(row[1:], filled) if not f), row
     assert train_header == ["training step, batches of 256 clips x 32 frames", "frames/s", "ratio to (a)"]
     pinned = "pin_memory=True, non_blocking copies" if cuda else "no CUDA here: no pinning, no copies"
@@ -43,4 +43,4 @@ def test_quick_run_prints_every_row(tmp_path):
         f'(b2) fed by `PackedAMASS(device="{device}", pinned=True)`{note}',
         f"(c) fed by `PackedAMASS` on the CPU, 2 workers, {pinned}", f"(d) fed by `AMASS`, 2 workers, {pinned}"]
     assert all(RATE.match(r[1]) and re.match(r"^\d+\.\d\d$", r[2]) for r in train_rows) and train_rows[0][2] == "1.00"
-    assert len([l for l in out.read_text().splitlines() if l.startswith("- ")]) == 8   # ratios: 2 clips x (2 device + 2 loaders)
+    assert len([l for l in out.read_text().splitlines() if l.startswith("- ")]) == 10  # ratios: 2 clips x (2 device + 3 loaders)
