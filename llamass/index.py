@@ -12,6 +12,7 @@ __all__ = ['NPY_MAGIC', 'MAX_HEADER_SIZE', 'MAX_DEFLATE_RATIO', 'NpyMember', 'MO
 
 # %% ../nbs/02_index.ipynb #9c1c9c82
 import contextlib
+import io
 import gzip
 import json
 import math

@@ -479,3 +479,14 @@ def test_a_store_beside_the_sequences_is_not_indexed(tmp_path):
     write_tree(tmp_path / "amass" / "train", {f"DS/s{i}/take_poses.npz": identified_sequence(i, 20) for i in range(3)})
     amass_pack(tmp_path / "amass" / "train", tmp_path / "amass" / "train_packed", progress=False)
     assert len(AMASS(tmp_path / "amass", 1, keep=1.0, progress=False)) == 60
+
+
+def test_a_header_only_numpys_parser_reads_is_still_read():
+    "An .npy header our strict parser does not know (double quotes) goes to numpy's parser, under its lock."
+    import io as _io, struct as _struct
+    from llamass.index import read_npy_header
+    text = '{"descr": "<f8", "fortran_order": False, "shape": (3, 4), }'
+    text += " " * (63 - (10 + len(text)) % 64) + "\n"
+    stream = _io.BytesIO(b"\x93NUMPY\x01\x00" + _struct.pack("<H", len(text)) + text.encode("latin1"))
+    shape, fortran_order, dtype, offset = read_npy_header(stream)
+    assert (shape, fortran_order, str(dtype), offset) == ((3, 4), False, "float64", 10 + len(text))
