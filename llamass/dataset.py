@@ -9,7 +9,6 @@ __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'METADATA_KEYS', 
            'batch_of', 'clip_ids']
 
 # %% ../nbs/05_dataset.ipynb #398d144a
-import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path

@@ -15,13 +15,13 @@ import joblib
 import numpy as np
 import torch
 
-from .clips import (batch_count, check_target_fps, clips_at, feistel_keys, permuted_positions, rank_clip_count,
-                           resampled_lengths, shard_range, source_frames, worker_clip_counts)
-from .clips import check_int, check_real
-from .dataset import (DEFAULT_KEYS, DERIVED_KEYS, POSE_SLICES, apply_transform, overridden_fps, stored_keys,
-                             variable_clip_length, with_derived)
+from .clips import (batch_count, check_int, check_real, check_target_fps, clips_at, feistel_keys, permuted_positions,
+                           resampled_lengths, shard_range, source_frames)
+from .dataset import (DEFAULT_KEYS, POSE_SLICES, apply_transform, overridden_fps, stored_keys, variable_clip_length,
+                             with_derived)
 from .engine import ShardedClips, method_of
-from .store import PER_SEQUENCE, StoreError, amass_pack, map_arrays, open_store, read_manifest
+from .store import PER_SEQUENCE, map_arrays, open_store
+from .store import StoreError, amass_pack, read_manifest   # where scripts of the previous release found them
 
 # %% ../nbs/10_packed.ipynb #f28dac65
 _CHUNK = 1 << 16  # positions planned at once: memory stays small whatever the dataset's size

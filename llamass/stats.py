@@ -7,7 +7,6 @@ __all__ = ['STAT_NAMES', 'STD_FLOOR', 'NOT_NORMALIZED', 'partial_stats', 'merge_
            'load_stats', 'KeyTransform', 'Normalize', 'Denormalize']
 
 # %% ../nbs/11_stats.ipynb #7abde238
-from collections.abc import Mapping
 from pathlib import Path
 
 import joblib
