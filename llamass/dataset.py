@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['DEFAULT_KEYS', 'PER_SEQUENCE_KEYS', 'POSE_SLICES', 'METADATA_KEYS', 'MOTION_KEYS', 'DERIVED_KEYS', 'has_key',
            'standard_keys', 'load_sequence', 'apply_transform', 'npz_contents', 'check_models', 'check_data_keys',
-           'overridden_fps', 'effective_fps', 'stored_keys', 'with_derived', 'AMASS', 'variable_clip_length',
-           'batch_of', 'clip_ids']
+           'overridden_fps', 'effective_fps', 'stored_keys', 'clip_metadata', 'one_clip', 'with_derived', 'AMASS',
+           'variable_clip_length', 'batch_of', 'clip_ids']
 
 # %% ../nbs/05_dataset.ipynb #398d144a
+import itertools
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,6 +133,21 @@ def stored_keys(data_keys):
     if any(k in MOTION_KEYS for k in data_keys): keys += [k for k in ("poses", "trans") if k not in keys]
     return tuple(keys)
 
+def clip_metadata(paths,         # each sequence's file, relative to the dataset's folder
+                  subdatasets,   # each sequence's sub-dataset
+                  rates,         # each sequence's frame rate in the dataset (after any resampling)
+                  seqs, starts,  # the clips: sequence numbers and first frames
+                  device=None):  # where the tensors go
+    "The metadata of the clips at (seqs, starts): `path`, `subdataset` (lists), `start` (int64) and `fps` (float64 tensors)."
+    seqs = np.asarray(seqs)
+    return {"path": [paths[s] for s in seqs.tolist()], "subdataset": [subdatasets[s] for s in seqs.tolist()],
+            "start": torch.as_tensor(starts, dtype=torch.int64, device=device),
+            "fps": torch.as_tensor(rates[seqs], dtype=torch.float64, device=device)}
+
+def one_clip(meta):
+    "The metadata of a batch of one clip, as the clip's own: strings and Python numbers."
+    return {k: v[0] if isinstance(v, list) else v[0].item() for k, v in meta.items()}
+
 def with_derived(item,            # a clip's (or batch's) stored arrays, numpy or torch
                  data_keys,       # the keys to return, in order
                  meta,            # {"path", "subdataset", "start", "fps"} of the clip (or lists / tensors for a batch)
@@ -215,6 +231,7 @@ class AMASS(ShardedClips):
         self.index = _usable(self.index, strict, width_check(self.index, self.read_keys))   # e.g. betas (10,) among (16,)
         self.index = _usable_index(self.index, strict, fps_overrides, self.target_fps, self.read_keys if check_finite else None)
         self.fps = effective_fps(self.index, fps_overrides)
+        self.clip_rates = np.full(len(self.fps), self.target_fps) if self.target_fps is not None else self.fps   # for `fps`
         self.ratios = self.fps / self.target_fps if self.target_fps is not None else np.ones(len(self.index))
         lengths = resampled_lengths(self.index.n_frames, self.ratios)
         super().__init__(lengths=lengths, clip_length=variable_clip_length(clip_length, max_length, lengths, keep),
@@ -295,18 +312,17 @@ def read_plan(self, chunks):
             if last: del loaded[seq]
 
 @method_of(AMASS)
-def clip_meta(self, seq, start):
-    "The metadata of the clip of sequence `seq` starting at `start`: path, sub-dataset, first frame, frame rate."
-    return {"path": self.relative_paths[seq], "subdataset": self.index.subdatasets[seq], "start": int(start),
-            "fps": float(self.target_fps or self.fps[seq])}
+def batch_meta(self, seqs, starts, device=None):
+    "The metadata (path, sub-dataset, first frame, frame rate) of the clips at (seqs, starts): lists and tensors."
+    return clip_metadata(self.relative_paths, self.index.subdatasets, self.clip_rates, seqs, starts, device)
 
 @method_of(AMASS)
 def _clip_item(self, arrays, seq, start):
     "The clip of the loaded `arrays` of sequence `seq` at `start`, with its derived keys."
-    stop = start + (self.clip_length if not self.partial_clips else int(self.clip_lengths(np.array([seq]), np.array([start]))[0]))
+    stop = min(start + self.clip_length, self.window_stops[seq]) if self.partial_clips else start + self.clip_length
     clip = {k: arrays[k][start:stop].copy() for k in self.read_keys}
     if self.read_keys == self.data_keys: return clip
-    return with_derived(clip, self.data_keys, self.clip_meta(seq, start), self.skeleton, self.contacts)
+    return with_derived(clip, self.data_keys, one_clip(self.batch_meta([seq], [start])), self.skeleton, self.contacts)
 
 # %% ../nbs/05_dataset.ipynb #cf769574
 def batch_of(loaded, seqs, starts, clip_length, keys):
@@ -330,7 +346,7 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
 def _batches(self, chunks):
     "Yield the batches of plan `chunks`: `batch_size` clips each, the last one partial unless `drop_last`."
     loaded, seqs, starts, is_last = {}, *(np.zeros(0, np.int64),) * 2, np.zeros(0, bool)
-    for chunk in list(chunks) + [None]:
+    for chunk in itertools.chain(chunks, [None]):          # None: the plan is done, send what is left
         if chunk is not None: seqs, starts, is_last = (np.concatenate(p) for p in zip((seqs, starts, is_last), chunk))
         while len(seqs) >= self.batch_size or (chunk is None and len(seqs) and not self.drop_last):
             n = min(self.batch_size, len(seqs))
@@ -349,9 +365,7 @@ def _batch(self, loaded, seqs, starts):
     seqs, starts = seqs[good], starts[good]
     batch = batch_of(loaded, seqs, starts, self.clip_length, self.read_keys)
     if self.read_keys != self.data_keys:
-        meta = {"path": [self.relative_paths[s] for s in seqs.tolist()], "subdataset": [self.index.subdatasets[s] for s in seqs.tolist()],
-                "start": starts.astype(np.int64), "fps": np.full(len(seqs), self.target_fps) if self.target_fps else self.fps[seqs]}
-        batch = with_derived(batch, self.data_keys, meta, self.skeleton, self.contacts)
+        batch = with_derived(batch, self.data_keys, self.batch_meta(seqs, starts), self.skeleton, self.contacts)
     return apply_transform(self.transform, {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()})
 
 # %% ../nbs/05_dataset.ipynb #c81e5c4b

@@ -17,8 +17,8 @@ import torch
 
 from .clips import (batch_count, check_int, check_real, check_target_fps, clips_at, feistel_keys, permuted_positions,
                            resampled_lengths, shard_range, source_frames)
-from .dataset import (DEFAULT_KEYS, POSE_SLICES, apply_transform, overridden_fps, stored_keys, variable_clip_length,
-                             with_derived)
+from .dataset import (DEFAULT_KEYS, POSE_SLICES, apply_transform, clip_metadata, one_clip, overridden_fps, stored_keys,
+                             variable_clip_length, with_derived)
 from .engine import ShardedClips, method_of
 from .store import PER_SEQUENCE, map_arrays, open_store
 from .store import StoreError, amass_pack, read_manifest   # where scripts of the previous release found them
@@ -61,6 +61,8 @@ class PackedAMASS(ShardedClips):
         self.batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
         self.fps = overridden_fps(self.tables["fps"], self.tables["path"], self.tables["subdataset"], fps_overrides)
+        self.clip_rates = np.full(len(self.fps), self.target_fps) if self.target_fps is not None else self.fps   # for `fps`
+        self.sequence_paths, self.sequence_subdatasets = (self.tables[k].tolist() for k in ("path", "subdataset"))
         self.ratios = (np.array([check_target_fps(f, self.target_fps, p) for f, p in zip(self.fps, self.tables["path"])])
                        if self.target_fps else np.ones(len(self.fps)))
         lengths = resampled_lengths(self.tables["length"], self.ratios)
@@ -272,29 +274,20 @@ def _clips(self, seqs, starts):
             else: clip[key] = source[clip_rows[:n]]
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1).astype(np.int64)
         if self.read_keys != self.data_keys:
-            clip = with_derived(clip, self.data_keys, self.clip_meta(seq, start), self.skeleton, self.contacts)
+            clip = with_derived(clip, self.data_keys, one_clip(self.batch_meta([seq], [start])), self.skeleton, self.contacts)
         yield apply_transform(self.transform, clip)
 
 @method_of(PackedAMASS)
 def _finish(self, batch, seqs, starts):
     "A gathered batch with its derived keys, through the transform."
     if self.read_keys != self.data_keys:
-        batch = with_derived(batch, self.data_keys, self.batch_meta(seqs, starts, batch["poses"].device if "poses" in batch else None),
-                             self.skeleton, self.contacts)
+        batch = with_derived(batch, self.data_keys, self.batch_meta(seqs, starts, self.device), self.skeleton, self.contacts)
     return apply_transform(self.transform, batch)
 
 @method_of(PackedAMASS)
-def clip_meta(self, seq, start):
-    "The metadata of the clip of sequence `seq` starting at `start`, as `AMASS.clip_meta` gives it."
-    return {"path": str(self.tables["path"][seq]), "subdataset": str(self.tables["subdataset"][seq]), "start": int(start),
-            "fps": float(self.target_fps or self.fps[seq])}
-
-@method_of(PackedAMASS)
 def batch_meta(self, seqs, starts, device=None):
-    "The metadata of a batch's clips: paths and sub-datasets as lists, first frames and frame rates as tensors."
-    fps = np.full(len(seqs), self.target_fps) if self.target_fps else self.fps[seqs]
-    return {"path": [str(p) for p in self.tables["path"][seqs]], "subdataset": [str(s) for s in self.tables["subdataset"][seqs]],
-            "start": torch.as_tensor(starts, dtype=torch.int64, device=device), "fps": torch.as_tensor(fps, dtype=torch.float64, device=device)}
+    "The metadata (path, sub-dataset, first frame, frame rate) of the clips at (seqs, starts), as `AMASS.batch_meta` gives it."
+    return clip_metadata(self.sequence_paths, self.sequence_subdatasets, self.clip_rates, seqs, starts, device)
 
 # %% ../nbs/10_packed.ipynb #54d73305
 _STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
