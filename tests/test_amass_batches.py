@@ -5,7 +5,7 @@ import torch
 
 from llamass.core import AMASS, IterableLoader
 from llamass.dataset import clip_ids
-from llamass.synthetic import identified_sequence, write_tree
+from common import check_resumes, write_identified
 
 LENGTHS = [23, 7, 40, 12, 31, 5, 18, 44]
 
@@ -13,8 +13,7 @@ LENGTHS = [23, 7, 40, 12, 31, 5, 18, 44]
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("batches")
-    write_tree(root, {f"DS/s{i}/take_poses.npz": identified_sequence(i, n) for i, n in enumerate(LENGTHS)})
-    return root
+    return write_identified(root, LENGTHS)
 
 
 def dataset(tree, **kwargs):
@@ -36,13 +35,7 @@ def test_batches_resume_exactly(tree):
         made = IterableLoader(dataset(tree, batch_size=4), batch_size=None, num_workers=2)
         made.set_epoch(2)
         return made
-    whole = [clip_ids(b) for b in loader()]
-    for k in (1, len(whole) // 2, len(whole) - 1):
-        first = loader()
-        head = [clip_ids(b) for _, b in zip(range(k), first)]
-        again = loader()
-        again.load_state_dict(first.state_dict())
-        assert head + [clip_ids(b) for b in again] == whole
+    check_resumes(loader)
 
 
 def test_batch_values_and_dtypes(tree):

@@ -8,7 +8,7 @@ import torch
 
 from llamass.core import IterableLoader, PackedAMASS, amass_pack
 from llamass.dataset import clip_ids
-from llamass.synthetic import identified_sequence, write_tree
+from common import check_resumes, write_identified
 
 LENGTHS = [23, 7, 40, 12, 31, 5, 18]
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -17,8 +17,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("device")
-    write_tree(root / "tree", {f"DS/s{i}/take_poses.npz": identified_sequence(i, n) for i, n in enumerate(LENGTHS)})
-    amass_pack(root / "tree", root / "store", progress=False)
+    amass_pack(write_identified(root / "tree", LENGTHS), root / "store", progress=False)
     return root / "store"
 
 
@@ -46,13 +45,7 @@ def test_resume_like_the_cpu_path(store, pinned):
         made = IterableLoader(PackedAMASS(store, 2, keep=1.0, shuffle=True, seed=3, batch_size=4, device="cpu", pinned=pinned), batch_size=None)
         made.set_epoch(2)
         return made
-    whole = [clip_ids(b) for b in loader()]
-    for k in (1, len(whole) // 2, len(whole) - 1):
-        first = loader()
-        head = [clip_ids(b) for _, b in zip(range(k), first)]
-        again = loader()
-        again.load_state_dict(first.state_dict())
-        assert head + [clip_ids(b) for b in again] == whole
+    check_resumes(loader)
 
 
 def test_refused_in_workers_and_without_batches(store):

@@ -9,7 +9,7 @@ from llamass.clips import kept_windows
 from llamass.core import AMASS, IterableLoader, PackedAMASS, amass_pack, compute_stats
 from llamass.engine import PassState, ShardedClips
 from llamass.packed import PackedBatches
-from llamass.synthetic import identified_sequence, write_tree
+from common import write_identified
 
 LENGTHS = [23, 7, 40, 12]
 
@@ -17,8 +17,7 @@ LENGTHS = [23, 7, 40, 12]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")
-    write_tree(root / "tree", {f"DS/s{i}/take_poses.npz": identified_sequence(i, n) for i, n in enumerate(LENGTHS)})
-    amass_pack(root / "tree", root / "store", progress=False)
+    amass_pack(write_identified(root / "tree", LENGTHS), root / "store", progress=False)
     return root / "tree", root / "store"
 
 

@@ -1,18 +1,17 @@
 """Hostile inputs on the dataset side: files changed after the dataset was built, resume states from elsewhere, bad rates."""
-import numpy as np
 import pytest
 
 from llamass.core import AMASS, IterableLoader, PackedAMASS, amass_pack
 from llamass.index import AMASSFileError
-from llamass.synthetic import identified_sequence, write_npz, write_tree
+from common import check_resumes, write_identified
+from llamass.synthetic import identified_sequence, write_npz
 
 LENGTHS = [23, 7, 40, 12]
 
 
 @pytest.fixture()
 def tree(tmp_path):
-    write_tree(tmp_path / "tree", {f"DS/s{i}/take_poses.npz": identified_sequence(i, n) for i, n in enumerate(LENGTHS)})
-    return tmp_path / "tree"
+    return write_identified(tmp_path / "tree", LENGTHS)
 
 
 def test_a_file_shortened_after_construction_is_named(tree):
@@ -41,7 +40,7 @@ def test_a_resume_state_from_other_settings_is_refused(tree, change, field):
 
 def test_a_resume_state_from_other_data_is_refused(tree, tmp_path):
     first = IterableLoader(AMASS(tree, 2, keep=1.0, shuffle=True, progress=False), batch_size=3)
-    write_tree(tmp_path / "other", {f"DS/s{i}/take_poses.npz": identified_sequence(i, n + 1) for i, n in enumerate(LENGTHS)})
+    write_identified(tmp_path / "other", [n + 1 for n in LENGTHS])
     other = IterableLoader(AMASS(tmp_path / "other", 2, keep=1.0, shuffle=True, progress=False), batch_size=3)
     with pytest.raises(ValueError, match="cannot resume: state has fingerprint="):
         other.load_state_dict(first.state_dict())
@@ -55,12 +54,7 @@ def test_a_resume_state_from_other_data_is_refused(tree, tmp_path):
 
 def test_unshuffled_resumes_whatever_the_seed(tree):
     def loader(): return IterableLoader(AMASS(tree, 2, keep=1.0, seed=None, progress=False), batch_size=3)
-    whole = [b["trans"][:, 0, :2].tolist() for b in loader()]
-    first = loader()
-    head = [b["trans"][:, 0, :2].tolist() for _, b in zip(range(4), first)]
-    again = loader()
-    again.load_state_dict(first.state_dict())
-    assert head + [b["trans"][:, 0, :2].tolist() for b in again] == whole
+    check_resumes(loader, stops=lambda n: (4,), ids=lambda b: b["trans"][:, 0, :2].tolist())
 
 
 @pytest.mark.parametrize("target_fps", [0, -30, float("nan"), float("inf"), "30", True])

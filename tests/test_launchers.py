@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llamass.clips import kept_windows
-from llamass.synthetic import identified_sequence, write_tree
+from common import write_identified
 
 HERE = Path(__file__).resolve().parent
 LENGTHS = [17, 9, 30, 4, 22, 13, 8]
@@ -22,9 +22,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("launch_data")
-    write_tree(root, {f"DS/s{i}/take_poses.npz": identified_sequence(i, n) for i, n in enumerate(LENGTHS)})
-    return root
+    return write_identified(tmp_path_factory.mktemp("launch_data"), LENGTHS)
 
 
 def run(command, timeout=240):

@@ -5,6 +5,7 @@ import torch
 
 import llamass.store as store_module
 from llamass.core import AMASS, IterableLoader, PackedAMASS, StoreError, amass_pack
+from common import check_resumes
 from llamass.dataset import clip_ids
 from llamass.store import read_manifest
 from llamass.synthetic import identified_sequence, write_tree
@@ -84,15 +85,9 @@ def test_resume_batches(ids, num_workers, batch_size, every_k):
                               batch_size=None, num_workers=num_workers)
         made.set_epoch(1)
         return made
-    whole = [clip_ids(b) for b in loader()]
+    whole = check_resumes(loader, lambda n: range(n) if every_k else (0, 1, n // 2, n - 1))
     assert len(whole) == len(loader()) and sorted(c for b in whole for c in b) == sorted((i, f) for i, n in enumerate(LENGTHS) for f in range(n))
     if num_workers: assert loader().dataset.batches_per_item(num_workers) == 16          # really sent together
-    for k in (range(len(whole)) if every_k else (0, 1, len(whole) // 2, len(whole) - 1)):
-        first = loader()
-        head = [clip_ids(b) for _, b in zip(range(k), first)]
-        again = loader()
-        again.load_state_dict(first.state_dict())
-        assert head + [clip_ids(b) for b in again] == whole
     finished, after_end, next_epoch = loader(), loader(), loader()
     assert [clip_ids(b) for b in finished] == whole
     after_end.load_state_dict(finished.state_dict())            # saved at the end of epoch 1: resumes at epoch 2

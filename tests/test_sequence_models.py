@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from llamass.core import AMASS, IterableLoader, PackedAMASS, amass_pack
-from llamass.synthetic import identified_sequence, write_tree
+from common import check_resumes, write_identified
 from llamass.transforms import joint_positions
 
 LENGTHS = [23, 7, 40, 12, 31, 5, 18]
@@ -17,8 +17,7 @@ META = ("trans", "path", "subdataset", "start", "fps")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("seqmodels")
-    write_tree(root / "tree", {f"DS/s{i}/take_poses.npz": identified_sequence(i, n) for i, n in enumerate(LENGTHS)})
-    amass_pack(root / "tree", root / "store", progress=False)
+    amass_pack(write_identified(root / "tree", LENGTHS), root / "store", progress=False)
     return root / "tree", root / "store"
 
 
@@ -107,14 +106,7 @@ def test_variable_length_resumes_exactly(data, name):
         made = IterableLoader(datasets(data, None, ("trans",), max_length=6, bucket=4, shuffle=True)[name], batch_size=2, num_workers=2)
         made.set_epoch(3)
         return made
-    ids = lambda b: [tuple(r) for r in b["trans"][:, 0, :2].long().tolist()]
-    whole = [ids(b) for b in loader()]
-    for k in (1, len(whole) // 2, len(whole) - 1):
-        first = loader()
-        head = [ids(b) for _, b in zip(range(k), first)]
-        again = loader()
-        again.load_state_dict(first.state_dict())
-        assert head + [ids(b) for b in again] == whole
+    check_resumes(loader, ids=lambda b: [tuple(r) for r in b["trans"][:, 0, :2].long().tolist()])
 
 
 def test_bucketing_pads_less(data):
