@@ -149,17 +149,17 @@ class ShardedClips(tudata.IterableDataset):
     # --- the plan ---
     def plan(self, epoch, worker=0, num_workers=1):
         "(sequence numbers, first frames) of the clips `worker` of this rank yields in `epoch`, in order."
-        rank, world_size = self.shard_owner()
-        return shard_plan(self.counts, self.window_starts, 1 if self.overlapping else self.clip_length,
-                          self.sequence_order(epoch), rank, world_size, worker, num_workers,
-                          self.shuffle, self.seed, epoch, self.shuffle_buffer, self.pad)
+        return shard_plan(*self._plan_args(epoch, worker, num_workers))
 
     def plan_chunks(self, epoch, worker=0, num_workers=1, skip=0, chunk=PLAN_BLOCK):
         "Chunks (sequence numbers, first frames, last clip of its sequence here?) of the plan of `worker` in `epoch`, from clip `skip` on."
+        return shard_plan_chunks(*self._plan_args(epoch, worker, num_workers), skip=skip, chunk=chunk)
+
+    def _plan_args(self, epoch, worker, num_workers):
+        "The arguments of the clips chapter's planners for `worker` of this rank in `epoch`."
         rank, world_size = self.shard_owner()
-        return shard_plan_chunks(self.counts, self.window_starts, 1 if self.overlapping else self.clip_length,
-                                 self.sequence_order(epoch), rank, world_size, worker, num_workers,
-                                 self.shuffle, self.seed, epoch, self.shuffle_buffer, self.pad, skip=skip, chunk=chunk)
+        return (self.counts, self.window_starts, 1 if self.overlapping else self.clip_length, self.sequence_order(epoch),
+                rank, world_size, worker, num_workers, self.shuffle, self.seed, epoch, self.shuffle_buffer, self.pad)
 
     def sequence_order(self, epoch):
         "The order of the sequences in `epoch`."
