@@ -12,7 +12,7 @@ before and after the timed window):
     - `PackedAMASS(device="cuda", batch_size=256)`, float32 and `storage_dtype=torch.float16` (main process only);
     - numpy gather from the memory map (the CPU limit, as in bench_loaders.py);
     - the clips as one tensor on the GPU, one index per batch (the ceiling);
-  a training step (per-frame MLP 156->1024->1024->156, bf16 autocast, AdamW; 256 clips x 32 frames), frames/s and
+  a training step (per-frame MLP 156->1024->1024->156, bf16 autocast on CUDA, AdamW; 256 clips x 32 frames), frames/s and
   the ratio to (a):
     (a) the data already on the GPU; (b) fed by PackedAMASS(device="cuda"); (c) fed by PackedAMASS on the CPU with
     8 workers, pin_memory=True and non_blocking copies; (d) fed by AMASS with 8 workers, the same transport;
@@ -20,7 +20,7 @@ before and after the timed window):
 Every ratio printed is between numbers of this run. Without CUDA the device rows run with device="cpu" and say so.
 
 Usage, from the repository root (llamass need not be installed; torch, numpy, joblib, tqdm, filelock must be):
-  python3 benchmarks/bench_gpu.py --quick                        # tiny replica, a fraction of a second per cell, CPU is fine
+  python3 benchmarks/bench_gpu.py --quick                        # tiny replica, 2 batches per cell: does it run? (CPU is fine)
   python3 benchmarks/bench_gpu.py --out benchmarks/out/gpu.md    # the full table: about 30 cells of ~6 s each
   python3 benchmarks/bench_gpu.py --original benchmarks/out/original --lens benchmarks/out/amass_lens_real.json.gz
 For a machine that cannot reach PyPI, prepare both where it can, then take benchmarks/out/original and the lengths along:
@@ -86,14 +86,17 @@ def synchronizer(device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
-def timed(frame_counts, seconds, warmup, sync):
-    "(frames, seconds) of `frame_counts` (an iterator of frames per batch or step) after `warmup` seconds, the device synchronized."
+def timed(frame_counts, seconds, warmup, sync, batches=None):
+    """(frames, seconds) of `frame_counts` (an iterator of frames per batch or step) after `warmup` seconds, the device
+    synchronized; with `batches`, bounded by work instead: one warm-up batch, then exactly `batches` timed ones."""
     start = time.perf_counter()
     next(frame_counts)                                              # at least one: workers started, caches filled
-    while time.perf_counter() - start < warmup: next(frame_counts)
+    while batches is None and time.perf_counter() - start < warmup: next(frame_counts)
     sync()
     frames, start = 0, time.perf_counter()
-    while frames == 0 or time.perf_counter() - start < seconds: frames += next(frame_counts)
+    if batches is not None: frames = sum(itertools.islice(frame_counts, batches))
+    else:
+        while frames == 0 or time.perf_counter() - start < seconds: frames += next(frame_counts)
     sync()                                                          # the queued GPU work is part of the window
     return frames, time.perf_counter() - start
 
@@ -188,17 +191,18 @@ ON_DEVICE = {"device", "device_fp16", "pinned", "ceiling"}   # loaders whose bat
 
 
 # ---------------------------------------------------------------- the training step
-def training_step(device):
-    "A function doing one AdamW step of the per-frame MLP on a batch's poses (bf16 autocast); it returns the frames seen."
+def training_step(device, hidden=HIDDEN):
+    """A function doing one AdamW step of the per-frame MLP on a batch's poses (bf16 autocast on CUDA; float32 on the CPU,
+    where bf16 speed differs by orders of magnitude between processors); it returns the frames seen."""
     import torch
     import torch.nn.functional as F
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(POSE_WIDTH, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, HIDDEN),
-                                torch.nn.ReLU(), torch.nn.Linear(HIDDEN, POSE_WIDTH)).to(device)
+    model = torch.nn.Sequential(torch.nn.Linear(POSE_WIDTH, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
+                                torch.nn.ReLU(), torch.nn.Linear(hidden, POSE_WIDTH)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     def step(batch):
         poses = batch["poses"].to(device, non_blocking=True).reshape(-1, POSE_WIDTH)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = F.mse_loss(model(poses).float(), poses)
         loss.backward()
         optimizer.step()
@@ -226,11 +230,11 @@ def measure(cfg):
         return run_loader_child("limit", Path(cfg["root"]), Path(cfg["store"]), cfg["clip"], 0, cfg["seconds"])
     device = torch_device(cfg["device"])
     if cfg["train"]:
-        step = training_step(device)
+        step = training_step(device, cfg.get("hidden", HIDDEN))
         counts = map(step, FEEDERS[cfg["kind"]](cfg, device))
     else: counts = map(frames_in, LOADERS[cfg["kind"]](cfg))
     on_device = cfg["train"] or cfg["kind"] in ON_DEVICE    # a CPU loader's process never starts CUDA
-    return timed(counts, cfg["seconds"], cfg["warmup"], synchronizer(device if on_device else torch_device("cpu")))
+    return timed(counts, cfg["seconds"], cfg["warmup"], synchronizer(device if on_device else torch_device("cpu")), cfg.get("batches"))
 
 
 def measure_in_process(cfg):
@@ -312,7 +316,8 @@ def training_rows(device, train_workers, have_original):
 
 def plan(args, root, store, device):
     "Every configuration of the run: the loader table's cells, then the training rows."
-    common = {"root": str(root), "store": str(store), "device": device, "seconds": args.seconds, "warmup": args.warmup}
+    common = {"root": str(root), "store": str(store), "device": device, "seconds": args.seconds, "warmup": args.warmup,
+              "batches": args.batches, "hidden": args.hidden}
     configs = []
     for clip in (1, 32):
         for key, _ in loader_rows(device, args.original is not None):
@@ -373,8 +378,10 @@ def ratios(results, workers):
 def report(results, args, device, describe):
     "The run's markdown: the machine, the settings, both tables and the ratios."
     have_original = args.original is not None
-    return "\n".join([describe, f"Replica: {args.replica}; batch {BATCH} clips, shuffled; {args.warmup:g} s warm-up, then "
-                      f"{args.seconds:g} s timed per cell (the device synchronized around it); each cell "
+    window = (f"1 warm-up batch, then {args.batches} timed" if args.batches else
+              f"{args.warmup:g} s warm-up, then {args.seconds:g} s timed")
+    return "\n".join([describe, f"Replica: {args.replica}; batch {BATCH} clips, shuffled; MLP width {args.hidden}; {window} "
+                      f"per cell (the device synchronized around it); each cell "
                       f"{'in this process' if args.in_process else 'in its own process'}; ratios from this run only.", "",
                       loader_table(results, loader_rows(device, have_original), args.workers), "",
                       training_table(results, training_rows(device, args.train_workers, have_original)), "",
@@ -393,13 +400,17 @@ def describe_machine(device):
 def parse(argv=None):
     "The command line, with --quick's defaults filled in where a flag was not given."
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny replica (fraction 0.001), 0 and 2 workers, a fraction of a "
-                        "second per cell, all in this process: a check that the script runs (CPU-only is fine)")
+    parser.add_argument("--quick", action="store_true", help="tiny replica (fraction 0.001), 0 and 2 workers, 2 timed batches "
+                        "per cell, a narrow MLP, all in this process: a check that the script runs, bounded by work, not "
+                        "time (CPU-only is fine; the numbers mean nothing)")
     parser.add_argument("--out", type=Path, help="also write the markdown tables to this file (rewritten after every cell)")
     parser.add_argument("--fraction", type=float, help="fraction of AMASS's sequences in the replica (default 0.02; --quick 0.001)")
     parser.add_argument("--seconds", type=float, help="timed seconds per cell (default 2; --quick 0.2)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per cell, not timed (default 1; --quick 0.1)")
     parser.add_argument("--workers", help="DataLoader worker counts, 'all' = cores - 1 (default 0,4,8,all; --quick 0,2)")
+    parser.add_argument("--batches", type=int, help="time exactly this many batches per cell after one warm-up batch, "
+                        "instead of --seconds (default: off; --quick 2)")
+    parser.add_argument("--hidden", type=int, help=f"width of the training rows' MLP (default {HIDDEN}; --quick 64)")
     parser.add_argument("--train-workers", type=int, help="workers of training rows (c), (d), (e) (default 8; --quick 2)")
     parser.add_argument("--in-process", action="store_true", help="measure every cell in this process (default with --quick)")
     parser.add_argument("--original", help="llamass 0.0.4: a folder where `import llamass` finds it (e.g. an unpacked wheel, "
@@ -412,7 +423,8 @@ def parse(argv=None):
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {"fraction": 0.001 if quick else 0.02, "seconds": 0.2 if quick else 2.0, "warmup": 0.1 if quick else 1.0,
-                "workers": "0,2" if quick else "0,4,8,all", "train_workers": 2 if quick else 8, "jobs": os.cpu_count()}
+                "workers": "0,2" if quick else "0,4,8,all", "train_workers": 2 if quick else 8, "jobs": os.cpu_count(),
+                "batches": 2 if quick else None, "hidden": 64 if quick else HIDDEN}
     for name, value in defaults.items():
         if getattr(args, name) is None: setattr(args, name, value)
     args.in_process = args.in_process or quick
