@@ -18,8 +18,8 @@ from .unpack import (hashes, md5_file, md5_dir, lazy_unpack, unpack_one_archive,
 from .index import (npz_paths, npz_len, npz_lens, save_lens, load_lens, index_sequences, SequenceIndex,
                            AMASSFileError)
 from .clips import keep_slice, viable_slice, clip_counts, clip_starts
-from .dataset import (npz_contents, load_sequence, AMASS, worker_init_fn, IterableLoader, GENDER_CODES,
-                             DEFAULT_KEYS)
+from .dataset import npz_contents, load_sequence, AMASS, worker_init_fn, IterableLoader
+from .vocabulary import GENDER_CODES, DEFAULT_KEYS
 from .splits import (amass_splits, spl_splits, split_presets, move_dirs_into_splits, move_dirs_out_of_splits,
                             console_split_dirs)
 from .packed import PackedAMASS

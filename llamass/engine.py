@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['method_of', 'process_group_rank', 'check_rank', 'draw_seed', 'PassState', 'ShardedClips', 'pad_collate',
-           'worker_init_fn', 'to_device', 'IterableLoader']
+           'worker_init_fn', 'to_device', 'IterableLoader', 'clip_metadata', 'one_clip']
 
 # %% ../nbs/04_engine.ipynb #58359098
 import itertools
@@ -431,3 +431,19 @@ def load_state_dict(self, state):
     self._check_resumable(state)
     epoch, batches = int(state["epoch"]), int(state["batches"])
     self._resume = {"epoch": epoch + 1, "batches": 0} if batches == len(self) else {"epoch": epoch, "batches": batches}
+
+# %% ../nbs/04_engine.ipynb #6e2fa51c
+def clip_metadata(paths,         # each sequence's file, relative to the dataset's folder
+                  subdatasets,   # each sequence's sub-dataset
+                  rates,         # each sequence's frame rate in the dataset (after any resampling)
+                  seqs, starts,  # the clips: sequence numbers and first frames
+                  device=None):  # where the tensors go
+    "The metadata of the clips at (seqs, starts): `path`, `subdataset` (lists), `start` (int64) and `fps` (float64 tensors)."
+    seqs = np.asarray(seqs)
+    return {"path": [paths[s] for s in seqs.tolist()], "subdataset": [subdatasets[s] for s in seqs.tolist()],
+            "start": torch.as_tensor(starts, dtype=torch.int64, device=device),
+            "fps": torch.as_tensor(rates[seqs], dtype=torch.float64, device=device)}
+
+def one_clip(meta):
+    "The metadata of a batch of one clip, as the clip's own: strings and Python numbers."
+    return {k: v[0] if isinstance(v, list) else v[0].item() for k, v in meta.items()}

@@ -16,8 +16,8 @@ import numpy as np
 
 from .index import AMASSFileError, SequenceIndex, index_sequences
 from .splits import resolve_splits, split_presets
-from .synthetic import REAL_AMASS_SIZES
 from .tqdm import console_parser, user_errors
+from .vocabulary import REAL_AMASS_SIZES
 
 # %% ../nbs/13_info.ipynb #81d38921
 def _rate(fps):

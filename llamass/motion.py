@@ -12,10 +12,8 @@ __all__ = ['BODY_JOINTS', 'JOINT_NAMES', 'REFLECT_ROTVEC', 'REFLECT_POINT', 'FOO
 import roma
 import torch
 
-from .dataset import POSE_SLICES
-from .features import SMPL_BODY_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, mirrored_joints
-from .index import MODEL_WIDTHS
 from .transforms import joint_positions
+from .vocabulary import MODEL_WIDTHS, POSE_SLICES, SMPL_BODY_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, mirrored_joints
 
 # %% ../nbs/18_motion.ipynb #79ab95a7
 BODY_JOINTS = SMPL_BODY_JOINT_NAMES  # joints 0-21, the same in SMPL+H and SMPL-X

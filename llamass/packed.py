@@ -17,8 +17,10 @@ import torch
 
 from .clips import (batch_count, check_int, check_real, check_target_fps, clips_at, feistel_keys, permuted_positions,
                            resampled_lengths, shard_range, source_frames)
-from .dataset import (DEFAULT_KEYS, POSE_SLICES, apply_transform, clip_metadata, one_clip, overridden_fps, stored_keys,
-                             variable_clip_length, with_derived)
+from .dataset import variable_clip_length
+from .derived import stored_keys, with_derived
+from .engine import clip_metadata, one_clip
+from .vocabulary import DEFAULT_KEYS, POSE_SLICES, apply_transform, overridden_fps
 from .engine import ShardedClips, method_of
 from .store import PER_SEQUENCE, map_arrays, open_store
 from .store import StoreError, amass_pack, read_manifest   # where scripts of the previous release found them
@@ -56,7 +58,8 @@ class PackedAMASS(ShardedClips):
         self.store = Path(store).expanduser()
         self.manifest, self.tables = _open_store(self.store)
         self.data_keys = _store_data_keys(self.store, self.manifest, data_keys)
-        self.read_keys, self.skeleton, self.contacts = stored_keys(self.data_keys), skeleton, contacts
+        self.read_keys = stored_keys(self.data_keys)
+        self.derived_options = {"skeleton": skeleton, "contacts": contacts}   # what derived keys are made with
         self.transform, self.drop_last = transform, bool(drop_last)
         self.batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
@@ -274,14 +277,14 @@ def _clips(self, seqs, starts):
             else: clip[key] = source[clip_rows[:n]]
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1).astype(np.int64)
         if self.read_keys != self.data_keys:
-            clip = with_derived(clip, self.data_keys, one_clip(self.batch_meta([seq], [start])), self.skeleton, self.contacts)
+            clip = with_derived(clip, self.data_keys, one_clip(self.batch_meta([seq], [start])), self.derived_options)
         yield apply_transform(self.transform, clip)
 
 @method_of(PackedAMASS)
 def _finish(self, batch, seqs, starts):
     "A gathered batch with its derived keys, through the transform."
     if self.read_keys != self.data_keys:
-        batch = with_derived(batch, self.data_keys, self.batch_meta(seqs, starts, self.device), self.skeleton, self.contacts)
+        batch = with_derived(batch, self.data_keys, self.batch_meta(seqs, starts, self.device), self.derived_options)
     return apply_transform(self.transform, batch)
 
 @method_of(PackedAMASS)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STAT_NAMES', 'STD_FLOOR', 'NOT_NORMALIZED', 'partial_stats', 'merge_stats', 'compute_stats', 'save_stats',
-           'load_stats', 'KeyTransform', 'Normalize', 'Denormalize']
+           'load_stats', 'Normalize', 'Denormalize']
 
 # %% ../nbs/11_stats.ipynb #7abde238
 from pathlib import Path
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from .clips import kept_windows
-from .dataset import DERIVED_KEYS
 from .packed import PackedAMASS
 from .tqdm import ProgressParallel
+from .vocabulary import KeyTransform
 
 # %% ../nbs/11_stats.ipynb #56deafbe
 def partial_stats(x):
@@ -45,7 +45,7 @@ def _sequence_stats(dataset, i, keys):
 def compute_stats(dataset_or_store, keys=None, n_jobs=4, progress=True):
     "Exact per-dimension mean, std, min, max and count of each key over the kept frames."
     dataset = PackedAMASS(dataset_or_store, 1) if isinstance(dataset_or_store, (str, Path)) else dataset_or_store
-    keys = tuple(keys) if keys is not None else tuple(k for k in dataset.data_keys if k not in DERIVED_KEYS)
+    keys = tuple(keys) if keys is not None else tuple(k for k in dataset.data_keys if k in dataset.read_keys)   # the stored ones
     missing = [k for k in keys if k not in dataset.data_keys]
     if missing: raise ValueError(f"compute_stats: key {missing[0]!r} is not one of the dataset's data keys {list(dataset.data_keys)}")
     n = len(dataset.counts)
@@ -88,10 +88,6 @@ class _Affine:
     def __call__(self, x):
         shift, scale = self._like(self.shift, x), self._like(self.scale, x)
         return x * scale + shift if self.inverse else (x - shift) / scale
-
-class KeyTransform(dict):
-    "A dict of per-key callables; calling it on a dict of arrays transforms the keys it has."
-    def __call__(self, item): return {k: self[k](v) if k in self else v for k, v in item.items()}
 
 NOT_NORMALIZED = ("gender", "betas")  # a category code, and a body's shape (constant over a sequence): left as they are
 

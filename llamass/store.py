@@ -27,10 +27,9 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from .dataset import DEFAULT_KEYS, POSE_SLICES, check_models, has_key
-from .index import GENDER_CODES, AMASSFileError, gender_code, index_sequences, read_npy_header
-from .synthetic import npz_bytes
+from .index import AMASSFileError, check_models, gender_code, index_sequences, npz_bytes, read_npy_header
 from .tqdm import LockError, ProgressParallel, console_parser, folder_lock, user_errors, warn
+from .vocabulary import DEFAULT_KEYS, GENDER_CODES, POSE_SLICES, has_key
 
 # %% ../nbs/09_store.ipynb #f5e9cc41
 FORMAT, VERSION = "llamass-packed", 2

@@ -16,7 +16,7 @@ import numpy as np
 import roma
 import torch
 
-from .stats import KeyTransform
+from .vocabulary import KeyTransform
 
 # %% ../nbs/12_transforms.ipynb #2c80a394
 REPRESENTATIONS = {"rotmat": (3, 3), "quat": (4,), "6d": (6,)}  # trailing shape of one joint's rotation
