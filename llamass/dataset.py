@@ -147,12 +147,14 @@ class AMASS(ShardedClips):
                  drop_last=False,       # with batch_size: drop each shard's last partial batch
                  skeleton=None,         # skeleton for the `joints` key (None: the SMPL+H mean body's)
                  contacts=None,         # keyword arguments of `llamass.motion.foot_contacts` for `foot_contacts`
+                 body_models=None,      # folder of SMPL+H models `smplh/{male,female,neutral}/model.npz`: each sequence's own skeleton for derived keys
+                 mirror=False,          # HumanML3D-style mirroring for the `humanml3d` derived key
                  max_length=None,       # with clip_length=None: clips of up to this many frames (None: whole sequences)
                  bucket=None):          # with clip_length=None: sort clips by length within windows of this many
         if clip_length is not None: check_clip_length(clip_length)
         check_keep(keep)
         self.transform, self.strict = transform, bool(strict)
-        self.derived_options = {"skeleton": skeleton, "contacts": contacts}   # what derived keys are made with
+        self.derived_options = {"skeleton": skeleton, "contacts": contacts, "body_models": body_models, "mirror": mirror}   # what derived keys are made with
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
         extra_keys = tuple(k for k in stored_keys(data_keys or ()) if k not in DEFAULT_KEYS)   # checked from the headers too
         self.index = _checked_index(Path(amass_location).expanduser(), subdatasets, split, splits, strict, n_jobs, progress, extra_keys)

@@ -53,13 +53,15 @@ class PackedAMASS(ShardedClips):
                  pinned=False,           # with device=: keep the keys in host memory, gather into pinned buffers, copy ahead
                  skeleton=None,          # skeleton for the `joints` key (None: the SMPL+H mean body's)
                  contacts=None,          # keyword arguments of `llamass.motion.foot_contacts` for `foot_contacts`
+                 body_models=None,       # folder of SMPL+H models `smplh/{male,female,neutral}/model.npz`: each sequence's own skeleton for derived keys
+                 mirror=False,           # HumanML3D-style mirroring for the `humanml3d` derived key
                  max_length=None,        # with clip_length=None: clips of up to this many frames (None: whole sequences)
                  bucket=None):           # with clip_length=None: sort clips by length within windows of this many
         self.store = Path(store).expanduser()
         self.manifest, self.tables = _open_store(self.store)
         self.data_keys = _store_data_keys(self.store, self.manifest, data_keys)
         self.read_keys = stored_keys(self.data_keys)
-        self.derived_options = {"skeleton": skeleton, "contacts": contacts}   # what derived keys are made with
+        self.derived_options = {"skeleton": skeleton, "contacts": contacts, "body_models": body_models, "mirror": mirror}   # what derived keys are made with
         self.transform, self.drop_last = transform, bool(drop_last)
         self.batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
