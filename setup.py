@@ -1,4 +1,5 @@
 """Package set-up read from settings.ini (the nbdev 2 convention)."""
+import re
 from configparser import ConfigParser
 
 import setuptools
@@ -7,25 +8,27 @@ config = ConfigParser(delimiters=["="])
 config.read("settings.ini", encoding="utf-8")
 cfg = config["DEFAULT"]
 
-licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+licenses = {"apache2": "Apache-2.0"}   # settings.ini's name -> the SPDX expression packaging tools read
+def pypi_readme(text):
+    "README.md with its links into the repository (`nbs/05_dataset.ipynb`) made absolute, so they work on PyPI too."
+    return re.sub(r"\]\((?!https?://|#)([^)\s]+)\)", lambda m: f"]({cfg['git_url']}/blob/{cfg['branch']}/{m.group(1)})", text)
+
 statuses = ["Planning", "Pre-Alpha", "Alpha", "Beta", "Production/Stable", "Mature", "Inactive"]
-license_name, license_classifier = licenses[cfg["license"]]
 
 setuptools.setup(
     name=cfg["lib_name"],
     version=cfg["version"],
     description=cfg["description"],
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=pypi_readme(open("README.md", encoding="utf-8").read()),
     long_description_content_type="text/markdown",
     author=cfg["author"],
     author_email=cfg["author_email"],
-    license=license_name,
+    license=licenses[cfg["license"]],
     url=cfg["git_url"],
     keywords=cfg["keywords"].split(),
     classifiers=[
         f"Development Status :: {cfg['status']} - {statuses[int(cfg['status'])]}",
         f"Intended Audience :: {cfg['audience']}",
-        f"License :: {license_classifier}",
         f"Natural Language :: {cfg['language']}",
         "Programming Language :: Python :: 3",
     ],
