@@ -79,6 +79,17 @@ def test_blocks_are_runnable_or_install_lines():
     assert sum(language in RUN for language, _ in blocks) >= 4
 
 
+def test_every_chapter_is_linked():
+    "The README says where the docs are: a link to every chapter."
+    text = (ROOT / "README.md").read_text()
+    unlinked = [path.name for path in sorted((ROOT / "nbs").glob("[0-9]*.ipynb")) if f"](nbs/{path.name})" not in text]
+    assert unlinked == [], f"chapters the README does not link to: {unlinked}"
+
+
+def test_readme_is_short():
+    assert len((ROOT / "README.md").read_bytes()) <= 15_000
+
+
 def test_block_rules_catch_mistakes():
     assert block_errors([("sh", "pip install llamass\nrm -rf data\n")]) == ["block 0: an sh block may hold only install and make lines, not 'rm -rf data'"]
     assert block_errors([("text", "42\n")]) == ["block 0: an output block must follow a bash or python block"]
