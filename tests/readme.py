@@ -1,6 +1,8 @@
 """Render README.md from nbs/index.ipynb, since nbdev_readme needs Quarto, which is not available here.
 
 Markdown cells are copied; code cells become ```python blocks; cells marked `#| hide` are left out.
+In the README, ```bash and ```python blocks are run by tests/test_readme.py (in order, in a fresh folder), a
+```text block right after one is its output, and ```sh blocks (install lines, make commands) are shown only.
   python tests/readme.py          write README.md
   python tests/readme.py --check  exit 1 if README.md differs from the rendering
 """
