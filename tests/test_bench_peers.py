@@ -1,0 +1,53 @@
+"""benchmarks/bench_peers.py --quick runs its llamass and in-RAM rows (no peer installed needed) and fills every cell;
+a peer that is not installed is named with its install line."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_peers.py"
+RATE = re.compile(r"^\d+(\.\d+)?[kMG]?$")   # 892, 45.5k, 2.12M
+OURS = ["packed_batch", "packed", "amass", "tensor", "numpy"]
+
+
+def rows(markdown):
+    "[[cells]] of each markdown table row (header and separator lines left out)."
+    lines = [l for l in markdown.splitlines() if l.startswith("| ")]
+    return [[c.strip() for c in l.strip("|").split(" | ")] for l in lines]
+
+
+def test_quick_run_fills_every_cell(tmp_path):
+    out = tmp_path / "peers.md"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--rows", ",".join(OURS), "--data", str(tmp_path / "data"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=900)   # a hang guard: --quick is bounded by batches
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.read_text() in done.stdout
+    header, *table = rows(out.read_text())
+    assert header[:5] == ["frames/s", "clip 1, 0 w", "2 w", "clip 32, 0 w", "2 w"] and len(header) == 10
+    assert [r[0] for r in table] == [
+        "llamass `PackedAMASS(batch_size=256)`, `IterableLoader(batch_size=None)`",
+        "llamass `IterableLoader(PackedAMASS(store, clip), batch_size=256)`",
+        "llamass `AMASS` (npz), `IterableLoader(batch_size=256)`",
+        "in RAM: torch `index_select` (limit)", "in RAM: `numpy.take` (limit)"]
+    for row in table[:3]:   # loaders with workers: every rate, two first-batch times, the store's (or npz files') size, exactly once
+        assert all(RATE.match(c) for c in row[1:5]), row
+        assert re.match(r"^\d+\.\d\d / \d+\.\d\d$", row[5]) and re.match(r"^[\d,]+$", row[6]), row
+        assert re.match(r"^[\d,]+\.\d$", row[8]) and row[9] == "yes / yes", row
+    for row in table[3:]:   # the limits: 0 workers only, prepared per clip length (in RAM: no bytes on disk)
+        assert [bool(RATE.match(c)) for c in row[1:5]] == [True, False, True, False] and row[2] == row[4] == "", row
+        assert row[8] == "0.0 / 0.0" and row[9] == "yes", row
+    assert table[0][7] == table[1][7] != "—"   # one store, packed once, for both store rows
+    assert table[2][7] == "—" or re.match(r"^\d+\.\d$", table[2][7])
+    ratio_lines = [l for l in out.read_text().splitlines() if l.startswith("- ")]
+    assert len(ratio_lines) == 2 + 4 and all(l.count("×") in (2, 4) for l in ratio_lines)
+
+
+def test_missing_peer_is_named_with_its_install_line():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import bench_peers
+    finally: sys.path.remove(str(SCRIPT.parent))
+    assert not bench_peers.installed("no_such_module_here") and bench_peers.installed(None)
+    row = bench_peers.row_cells("ffcv", {}, ["ffcv"])
+    assert row[0] == "ffcv, one clip per item" and row[1].startswith("not installed here: ") and "pip install ffcv" in row[1]
+    assert len(row) == len(bench_peers.HEADER)
