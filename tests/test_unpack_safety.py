@@ -236,6 +236,10 @@ def test_split_tree_is_not_unpacked_again(tmp_path):
     assert layout == ["test/SSM_synced", "train/CMU", "val/HumanEva"]
     status, out, _ = run_script("fast_amass_unpack", "-q", "--verify", *extra, tmp_path / "tars", dst)
     assert status == 0 and out.startswith("0 archives unpacked, 1 skipped (1 verified earlier)")
+    status, out, _ = run_script("fast_amass_unpack", "-q", tmp_path / "tars", dst)   # a plain re-run keeps the records
+    assert status == 0 and out.startswith("0 archives unpacked, 1 skipped (1 unpacked earlier, unchanged)")
+    assert sorted(p.name for p in dst.glob("*.hash")) == ["CMU.hash", "HumanEva.hash", "SSM_synced.hash"]
+    os.utime(tmp_path / "tars" / "sample.tar.bz2", (1, 1))                              # a changed archive is unpacked again
     status, out, _ = run_script("fast_amass_unpack", "-q", tmp_path / "tars", dst)
     assert status == 0 and out.startswith("1 archives unpacked (1 not verified)")
     assert sorted(str(p.relative_to(dst)) for p in dst.glob("*/*") if p.is_dir()) == layout
