@@ -5,14 +5,17 @@
 # %% auto #0
 __all__ = ['subdataset_names', 'REST', 'amass_splits', 'split_presets', 'spl_splits', 'JOURNAL', 'names_of', 'SplitError',
            'split_table', 'split_of', 'placed_by_rest', 'resolve_splits', 'subdataset_dirs', 'resolve_subdatasets',
-           'plan_moves', 'move_dirs_into_splits', 'move_dirs_out_of_splits', 'load_splits', 'console_split_dirs']
+           'plan_moves', 'check_amass_tree', 'move_dirs_into_splits', 'move_dirs_out_of_splits', 'load_splits',
+           'console_split_dirs']
 
 # %% ../nbs/06_splits.ipynb #4093b316
 import json
 import os
+import warnings
 from pathlib import Path
 
-from .tqdm import console_parser, user_errors, warn, folder_lock, LockError
+from .index import is_sequence_file, split_folders
+from .tqdm import console_parser, user_errors, warn, folder_lock, LockError, LlamassWarning
 from .unpack import SPLIT_JOURNAL, check_folder_name, read_split_journal
 
 # %% ../nbs/06_splits.ipynb #03a90d31
@@ -86,7 +89,22 @@ def split_table(splits, error=SplitError):
         for name in ([] if names == REST else names):
             if name != REST: check_folder_name(name, f"split {split!r}: sub-dataset", error)
     if sum(names == REST or REST in names for names in splits.values()) > 1: raise error("only one split may take the rest (\"*\")")
+    _check_one_split_each(splits, error)
     return splits
+
+def _check_one_split_each(table, error):
+    "`error` naming the names when a sub-dataset (by any of its names) is in two splits, or a split is named like a sub-dataset."
+    first = {}
+    for split, names in table.items():
+        for name in ([] if names == REST else [n for n in names if n != REST]):
+            other = first.setdefault(names_of(name)[0], (split, name))
+            if other[0] != split:
+                raise error(f"sub-dataset {name!r} is in split {split!r}" + (f" and, as {other[1]!r}," if other[1] != name else " and")
+                            + f" in split {other[0]!r}: a sub-dataset belongs to one split")
+    for split in table:
+        known = names_of(split)[0]
+        if known in first or known in subdataset_names:
+            raise error(f"split {split!r} is named like the sub-dataset {known!r}: name splits differently (such as train, val, test)")
 
 # %% ../nbs/06_splits.ipynb #69680852
 def _rest_split(table):
@@ -127,10 +145,15 @@ def _describe(table):
     return "; ".join(f"{split}: {', '.join(n for n in names if n != REST) or 'the rest'}" if names != REST else f"{split}: the rest"
                      for split, names in table.items() if split != _rest_split(table))
 
+def _split_folders(amass_loc):
+    "`split_folders` of `amass_loc` (those its journal names, or a llamass 0.0.4 split's), its problems as `SplitError`."
+    try: return split_folders(amass_loc)
+    except ValueError as e: raise SplitError(str(e)) from None
+
 def subdataset_dirs(amass_loc, splits):
     "Names of the sub-dataset folders directly in `amass_loc` (real folders: not links, not hidden, not split folders)."
     journal = read_split_journal(Path(amass_loc)/JOURNAL, SplitError) or {"created": []}
-    skip = set(splits) | set(journal["created"])
+    skip = set(splits) | set(journal["created"]) | set(_split_folders(amass_loc))
     return sorted(p.name for p in Path(amass_loc).iterdir()
                   if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name not in skip)
 
@@ -164,10 +187,23 @@ def resolve_subdatasets(root, subdatasets=None, split=None, splits="amass"):
 
 # %% ../nbs/06_splits.ipynb #32fcf913
 def _write_json_atomic(path, data):
-    "Write `data` as JSON to `path` through a temporary name and a rename."
+    "Write `data` as JSON to `path` through a temporary name and a rename; on failure (a full disk) remove it and raise `SplitError`."
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SplitError(f"cannot write the split journal {path}: {e.strerror or e}; nothing was moved") from None
+
+def _check_split_names(amass_loc, table):
+    "`SplitError` when a split of `table` is named like a folder of `amass_loc` that is a sub-dataset, not a split folder."
+    for split in table:
+        folder = amass_loc/split
+        if split in _split_folders(amass_loc) or folder.is_symlink() or not folder.is_dir(): continue
+        others = [p.name for p in folder.iterdir() if not p.name.startswith(".") and split_of(table, p.name) != split]
+        if others: raise SplitError(f"split {split!r} is named like the sub-dataset folder {folder} (it holds {', '.join(sorted(others)[:3])}); "
+                                    "name the split differently")
 
 def plan_moves(amass_loc, splits):
     "The moves that put the sub-datasets now at the top of `amass_loc` into split folders; warns (one line each) about what it leaves."
@@ -178,6 +214,7 @@ def plan_moves(amass_loc, splits):
     if unassigned: warn(f"in no split, staying in {amass_loc}: {', '.join(unassigned)}")
     if placed_by_rest(splits, present):
         warn(f"named by no split table, put in {_rest_split(splits)!r} by the \"everything else\" rule: {', '.join(placed_by_rest(splits, present))}")
+    _check_split_names(amass_loc, splits)
     moves = [[name, f"{split}/{name}"] for split, names in resolved.items() for name in names]
     for split in {dest.split("/")[0] for _, dest in moves}:
         if (amass_loc/split).is_symlink() or ((amass_loc/split).exists() and not (amass_loc/split).is_dir()):
@@ -207,14 +244,30 @@ def _apply(amass_loc, journal, undo=False):
         raise
     return len(done)
 
+# %% ../nbs/06_splits.ipynb #dc37226f
+def _holds_sequences(folder):
+    "True when some file below `folder` (links not followed) is a sequence file; stops at the first."
+    return any(is_sequence_file(name) for _, _, files in os.walk(folder) for name in files)
+
+def check_amass_tree(amass_loc, table):
+    "`SplitError` unless `amass_loc` looks like AMASS: split before, or a folder that `table` or AMASS names, or one holding sequences."
+    if (amass_loc/JOURNAL).exists() or _split_folders(amass_loc): return
+    folders = [p for p in sorted(amass_loc.iterdir()) if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    if any(split_of(table, p.name) not in (None, _rest_split(table)) or names_of(p.name)[0] in subdataset_names for p in folders): return
+    if any(_holds_sequences(p) for p in folders): return
+    raise SplitError(f"{amass_loc} is not an AMASS folder: none of its folders ({', '.join(p.name for p in folders[:3]) or 'it has none'}"
+                     f"{', ...' if len(folders) > 3 else ''}) is a sub-dataset of AMASS or holds .npz sequences; nothing was changed")
+
 # %% ../nbs/06_splits.ipynb #eb6c7965
 def move_dirs_into_splits(amass_loc, splits="amass", undo=False, *,
                           resplit=False,       # a tree split with another table: undo that split, then apply this one
-                          lock_timeout=None):  # seconds to wait for another run on `amass_loc` (None: as long as it takes)
+                          lock_timeout=None,   # seconds to wait for another run on `amass_loc` (None: as long as it takes)
+                          quiet=False):        # no notice while waiting for another run
     "Move the sub-dataset folders of `amass_loc` into one folder per split (or undo it); return folders moved."
     amass_loc, table = Path(amass_loc), split_table(splits)
     if not amass_loc.is_dir(): raise SplitError(f"AMASS folder {amass_loc} does not exist")
-    with folder_lock(amass_loc, "amass_split_dirs", lock_timeout):
+    check_amass_tree(amass_loc, table)     # before the lock: a folder that is not AMASS gets nothing written into it
+    with folder_lock(amass_loc, "amass_split_dirs", lock_timeout, quiet):
         journal_path = amass_loc/JOURNAL
         journal = read_split_journal(journal_path, SplitError)
         if undo: return _undo(amass_loc, journal_path, journal, table)
@@ -243,9 +296,9 @@ def _split_new(amass_loc, journal, table):
         raise
 
 def _undo(amass_loc, journal_path, journal, table):
-    "Reverse the journal's moves (or, with no journal, put back what the split folders of `table` hold)."
+    "Reverse the journal's moves (or, with no journal, put back what the split folders of a llamass 0.0.4 split hold)."
     if journal is None:
-        splits = [s for s in table if (amass_loc/s).is_dir() and not (amass_loc/s).is_symlink()]
+        splits = _split_folders(amass_loc)
         moves = [[p.name, f"{s}/{p.name}"] for s in splits for p in sorted((amass_loc/s).iterdir()) if p.is_dir() and not p.is_symlink()]
         journal = {"moves": moves, "created": []}
     moved = _apply(amass_loc, journal, undo=True)
@@ -289,7 +342,10 @@ def console_split_dirs(argv=None):
     parser.add_argument("--preset", choices=sorted(split_presets), help="a standard split (default: amass, the AMASS paper's val and test, the rest in train)")
     parser.add_argument("--splits", dest="splits_file", help="JSON file mapping split names to sub-dataset lists")
     parser.add_argument("--resplit", action="store_true", help="AMASSLOC was split with another table: undo that split, then apply this one")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no notes on stderr (folders left in place, waiting for another run); errors still")
     args = parser.parse_args(argv)
-    with user_errors("amass_split_dirs", SplitError, LockError):
-        moved = move_dirs_into_splits(args.amassloc, load_splits(args.preset, args.splits_file), undo=args.undo, resplit=args.resplit)
+    with user_errors("amass_split_dirs", SplitError, LockError, OSError), warnings.catch_warnings():
+        if args.quiet: warnings.simplefilter("ignore", LlamassWarning)
+        moved = move_dirs_into_splits(args.amassloc, load_splits(args.preset, args.splits_file), undo=args.undo, resplit=args.resplit,
+                                      quiet=args.quiet)
     print(f"{'restored' if args.undo else 'moved'} {moved} sub-dataset folders in {args.amassloc}")

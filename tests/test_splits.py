@@ -114,9 +114,12 @@ def test_another_preset_after_a_split_is_refused_then_resplit(tmp_path):
 
 
 def test_empty_journal_is_no_commitment(capsys, tmp_path):
-    """11.4: split run once on an empty folder, then unpack, then split again: the folders are moved."""
+    """11.4: split run once on an empty folder, then unpack, then split again: the folders are moved.
+    20.6: the first run is refused (not an AMASS folder) and writes nothing; an empty journal (as earlier runs left) commits to nothing."""
     (tmp_path / "a").mkdir()
-    assert run_here(capsys, tmp_path / "a")[0] == 0
+    status, _, err = run_here(capsys, tmp_path / "a")
+    assert status == 1 and "is not an AMASS folder" in err and list((tmp_path / "a").iterdir()) == []
+    (tmp_path / "a" / JOURNAL).write_text(json.dumps({"table": split_presets["amass"], "moves": [], "created": []}))
     shutil.unpack_archive(SAMPLE_ARCHIVE, tmp_path / "a")
     status, out, _ = run_here(capsys, tmp_path / "a", "--preset", "humor")
     assert status == 0 and out.startswith("moved 3 ")
