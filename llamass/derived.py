@@ -11,6 +11,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from .humanml3d import humanml3d_stage
 from .motion import MOTION_KEYS, motion_features
 from .vocabulary import METADATA_KEYS
 
@@ -30,7 +31,8 @@ def motion_keys(item, meta, wanted, options):
     return motion_features(item["poses"], item["trans"], meta["fps"], wanted, options.get("skeleton"), options.get("contacts"))
 
 DERIVED_STAGES = (DerivedStage(METADATA_KEYS, (), clip_metadata_keys),
-                  DerivedStage(MOTION_KEYS, ("poses", "trans"), motion_keys))
+                  DerivedStage(MOTION_KEYS, ("poses", "trans"), motion_keys),
+                  DerivedStage(("humanml3d",), ("poses", "trans", "betas", "gender"), humanml3d_stage))  # chapter 19
 DERIVED_KEYS = tuple(k for stage in DERIVED_STAGES for k in stage.keys)
 
 # %% ../nbs/20_derived.ipynb #605ac8ec
