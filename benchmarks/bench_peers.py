@@ -16,13 +16,16 @@ its documentation shows a user writing it, with its own preparation step reading
   - MosaicML streaming: `MDSWriter` one clip per item, `StreamingDataset(shuffle=True, batch_size=256)` + `DataLoader`;
   - WebDataset: `ShardWriter` (.npy members, 32 MB shards), `WebDataset(shardshuffle=...).shuffle(1000).decode()
     .batched(256)` + `WebLoader`;
-  - ffcv: `DatasetWriter` with `NDArrayField`s, `Loader(order=OrderOption.RANDOM)` (its workers are threads).
+  - ffcv: `DatasetWriter` with `NDArrayField`s, `Loader(order=OrderOption.RANDOM)` (its workers are threads, and it
+    always has one: its "0 workers" column is 1 thread; its first batch includes numba compiling the pipeline).
 
 Measured, each cell in its own process (killed if it hangs): frames/s at clip 1 and clip 32 with 0 and 2 workers
 (persistent workers, as a user who times an epoch loop would ask for); the time from making the dataset to its first
 batch; the peak memory of the cell's process tree (the sum of their proportional set sizes, so pages the workers share
 count once); preparation seconds and bytes on disk; exactly-once: one whole epoch at clip 32 with 0 and with 2 workers,
-counting the (sequence, first frame) of every clip against the clips there are.
+counting the (sequence, first frame) of every clip against the clips there are. With `--rounds N` every loading cell
+runs N times, the rounds interleaved so that a busy minute of a shared machine spreads over all rows, and the table
+gives the medians. `--seconds` bounds a cell by time (the default); `--batches` (and `--quick`) by work.
 
 Installing the peers (benchmark-only; never runtime or test dependencies of llamass). LitData and MosaicML streaming
 declare `torchvision` (and Mosaic a numpy < 2.2 pin): pip would replace the CPU torch with a CUDA torch, and PyPI's
@@ -43,14 +46,16 @@ dependencies, then the few they import:
   touch /work/peers-venv/torchvision-stub/torchvision/__init__.py /work/peers-venv/torchvision-stub/torchvision/transforms/__init__.py
   echo /work/peers-venv/torchvision-stub > /work/peers-venv/lib/python3.11/site-packages/torchvision-stub.pth
   # (LitData looks torchvision up by its installed metadata, which the stand-in has none of: it does not use it.)
-  # ffcv builds C code against OpenCV and libjpeg-turbo:
-  apt-get install -y libopencv-dev libturbojpeg0-dev pkg-config && /work/peers-venv/bin/pip install ffcv
+  # ffcv compiles C code against OpenCV and libjpeg-turbo (found through pkg-config); its own dependencies (numba,
+  # llvmlite, opencv-python, pytorch-pfn-extras, ...) install as they are and leave torch and numpy 2.4 in place:
+  apt-get install -y --no-install-recommends libopencv-dev libturbojpeg0-dev pkg-config
+  /work/peers-venv/bin/pip install ffcv
 
 Then run this script with the venv's python; a peer that is not installed is reported ("not installed: pip install
 ...") and its row left empty; the others run.
 
 Usage, from the repository root:
-  /work/peers-venv/bin/python benchmarks/bench_peers.py --fraction 0.005 --out benchmarks/results/peers.md
+  /work/peers-venv/bin/python benchmarks/bench_peers.py --fraction 0.005 --rounds 3 --out benchmarks/results/peers.md
   python3 benchmarks/bench_peers.py --quick --rows packed_batch,packed,amass,tensor,numpy   # does it run? (2 batches a cell)
 """
 import argparse
@@ -65,6 +70,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,18 +91,33 @@ FRAME_KEYS = ("poses", "dmpls", "trans")
 
 
 # ---------------------------------------------------------------- the rows: what each is and what it needs
-ROWS = {  # key: (label, module it needs or None, pip install line, prepared per clip length, has workers)
-    "packed_batch": ("llamass `PackedAMASS(batch_size=256)`, `IterableLoader(batch_size=None)`", None, "", False, True),
-    "packed": ("llamass `IterableLoader(PackedAMASS(store, clip), batch_size=256)`", None, "", False, True),
-    "amass": ("llamass `AMASS` (npz), `IterableLoader(batch_size=256)`", None, "", False, True),
-    "tensor": ("in RAM: torch `index_select` (limit)", None, "", True, False),
-    "numpy": ("in RAM: `numpy.take` (limit)", None, "", True, False),
-    "litdata_clip": ("LitData, one clip per item", "litdata", "pip install --no-deps litdata && pip install lightning-utilities filelock", True, True),
-    "litdata_seq": ("LitData, one sequence per item", "litdata", "pip install --no-deps litdata && pip install lightning-utilities filelock", False, True),
-    "mosaic": ("MosaicML streaming, one clip per item", "streaming", "pip install --no-deps mosaicml-streaming (and its imports: see this script's docstring)", True, True),
-    "wds": ("WebDataset, one clip per item", "webdataset", "pip install webdataset", True, True),
-    "ffcv": ("ffcv, one clip per item", "ffcv", "apt-get install libopencv-dev libturbojpeg0-dev && pip install ffcv", True, True),
+class Row(NamedTuple):
+    "A row of the table: what it measures and what it needs."
+    label: str                # as the table shows it
+    short: str                # as the ratio lines name it
+    module: str = None        # the module it imports (None: llamass, always there)
+    install: str = ""         # how to install that module
+    per_clip: bool = False    # prepared once per clip length (one clip per item), not once
+    workers: bool = True      # measured with 0 and 2 workers (False: 0 only)
+
+
+LITDATA = "pip install --no-deps litdata && pip install lightning-utilities filelock"
+ROWS = {
+    "packed_batch": Row("llamass `PackedAMASS(batch_size=256)`, `IterableLoader(batch_size=None)`", "llamass batch mode"),
+    "packed": Row("llamass `IterableLoader(PackedAMASS(store, clip), batch_size=256)`", "llamass `IterableLoader(batch_size=256)`"),
+    "amass": Row("llamass `AMASS` (npz), `IterableLoader(batch_size=256)`", "llamass `AMASS` (npz)"),
+    "tensor": Row("in RAM: torch `index_select` (limit)", "torch `index_select`", per_clip=True, workers=False),
+    "numpy": Row("in RAM: `numpy.take` (limit)", "`numpy.take`", per_clip=True, workers=False),
+    "litdata_clip": Row("LitData, one clip per item", "LitData (clip per item)", "litdata", LITDATA, per_clip=True),
+    "litdata_seq": Row("LitData, one sequence per item", "LitData (sequence per item)", "litdata", LITDATA),
+    "mosaic": Row("MosaicML streaming, one clip per item", "Mosaic", "streaming",
+                  "pip install --no-deps mosaicml-streaming (and its imports: see this script's docstring)", per_clip=True),
+    "wds": Row("WebDataset, one clip per item", "WebDataset", "webdataset", "pip install webdataset", per_clip=True),
+    "ffcv": Row("ffcv, one clip per item (0 w: one thread; its workers are threads)", "ffcv", "ffcv", "apt-get install libopencv-dev libturbojpeg0-dev && pip install ffcv",
+                per_clip=True),
 }
+LIMITS = ("tensor", "numpy")
+SHARES_PREPARATION = {"packed": "packed_batch"}   # both llamass store rows read the one store
 
 
 def installed(module):
@@ -146,9 +167,10 @@ def sequence_item(numbered_path):
 
 # ---------------------------------------------------------------- preparation, one function per row
 def folder_bytes(paths):
-    "Bytes of the files under `paths` (a folder, or a list of files)."
+    "Bytes of the files at `paths`: a folder (the files under it), a file, or a list of files."
     if isinstance(paths, list): return sum(p.stat().st_size for p in paths)
-    return sum(f.stat().st_size for f in Path(paths).rglob("*") if f.is_file()) if Path(paths).exists() else 0
+    if Path(paths).is_file(): return Path(paths).stat().st_size
+    return sum(f.stat().st_size for f in Path(paths).rglob("*") if f.is_file())
 
 
 def prepare_packed(cfg):
@@ -413,7 +435,7 @@ def run_cell(cfg):
     counts = map(frames_in, batches)
     frames, seconds = timed(_prepend(first, counts), cfg["seconds"], 0, lambda: None, cfg["batches"])
     result = {"frames": frames, "seconds": seconds, "first_s": first_s}
-    if cfg["clip"] == CHECK_CLIP: result["once"] = exactly_once(cfg)
+    if cfg["check"]: result["once"] = exactly_once(cfg)
     return result
 
 
@@ -471,55 +493,80 @@ def run_isolated(cfg, timeout):
 
 
 def plan(rows, root, store, files, work, args):
-    "Every cell of the run: each row's preparation (per clip length where it has one), then its loading cells."
+    """Every cell of the run: each row's preparation (per clip length where it has one), then `args.rounds` interleaved
+    rounds of every loading cell; the first round's clip-32 cells also check exactly-once."""
     common = {"root": str(root), "store": str(store), "files": files, "seconds": args.seconds, "batches": args.batches}
-    cells = []
-    for key in rows:
-        _, _, _, per_clip, has_workers = ROWS[key]
-        target = lambda clip: str(work / (f"{key}_clip{clip}" if per_clip else key))
-        prepared = lambda clip: str(store) if key in ("packed", "packed_batch") else target(clip)
-        if key in PREPARE:
-            for clip in (CLIPS if per_clip else CLIPS[:1]):
-                cells.append({**common, "step": "prepare", "kind": key, "clip": clip, "target": target(clip)})
-        for clip in CLIPS:
-            for workers in (WORKERS if has_workers else WORKERS[:1]):
-                cells.append({**common, "step": "load", "kind": key, "clip": clip, "workers": workers, "prepared": prepared(clip)})
+    target = lambda key, clip: str(work / (f"{key}_clip{clip}" if ROWS[key].per_clip else key))
+    prepared = lambda key, clip: str(store) if key in ("packed", "packed_batch") else target(key, clip)
+    cells = [{**common, "step": "prepare", "kind": key, "clip": clip, "target": target(key, clip)}
+             for key in rows if key in PREPARE for clip in (CLIPS if ROWS[key].per_clip else CLIPS[:1])]
+    for round_ in range(args.rounds):
+        cells += [{**common, "step": "load", "kind": key, "clip": clip, "workers": workers, "prepared": prepared(key, clip),
+                   "round": round_, "check": round_ == 0 and clip == CHECK_CLIP}
+                  for key in rows for clip in CLIPS for workers in (WORKERS if ROWS[key].workers else WORKERS[:1])]
     return cells
+
+
+def result_key(cfg):
+    "Where a cell's result goes: (row, 'prepare', clip) or (row, 'load', clip, workers), all rounds together."
+    return (cfg["kind"], cfg["step"], cfg["clip"]) + ((cfg["workers"],) if cfg["step"] == "load" else ())
 
 
 def preparation_of(cfg):
     "The results key of the preparation a cell's data comes from."
     kind = SHARES_PREPARATION.get(cfg["kind"], cfg["kind"])
-    return (kind, "prepare", cfg["clip"] if ROWS[kind][3] else CLIPS[0])
+    return (kind, "prepare", cfg["clip"] if ROWS[kind].per_clip else CLIPS[0])
 
 
 def cell_name(cfg):
     "A cell in words, for the progress lines."
-    if cfg["step"] == "prepare": return f"{cfg['kind']}: prepare" + (f" clip {cfg['clip']}" if ROWS[cfg["kind"]][3] else "")
-    return f"{cfg['kind']}: clip {cfg['clip']}, {cfg['workers']} w"
+    if cfg["step"] == "prepare": return f"{cfg['kind']}: prepare" + (f" clip {cfg['clip']}" if ROWS[cfg["kind"]].per_clip else "")
+    return f"{cfg['kind']}: clip {cfg['clip']}, {cfg['workers']} w, round {cfg['round'] + 1}"
+
+
+def measure_cell(cfg, results, timeout):
+    "Run one cell (unless its preparation failed) and file its result; the error in words if it failed, else None."
+    key = result_key(cfg)
+    if results.get(key) == "failed": return "not measured, an earlier round failed"
+    if cfg["step"] == "load" and results.get(preparation_of(cfg)) == "failed": error = "not measured, its preparation failed"
+    else:
+        try: got, error = run_isolated(cfg, timeout), None
+        except Exception as failure: error = f"{type(failure).__name__}: {failure}"   # one broken cell leaves the others' numbers
+    if error: results[key] = "failed"
+    elif cfg["step"] == "prepare": results[key] = got
+    else: results.setdefault(key, []).append(got)
+    return error
+
+
+def progress_line(cfg, results, error):
+    "What a finished cell measured, in words."
+    if error: return f"failed: {error}"
+    got = results[result_key(cfg)]
+    if cfg["step"] == "prepare": return f"{got['seconds']:.1f} s, {got['bytes'] / 1e6:,.1f} MB"
+    last = got[-1]
+    return f"{rate(last['frames'] / last['seconds'])} frames/s" + (f", exactly once: {last['once']}" if "once" in last else "")
+
+
+def summary(runs):
+    "A loading cell's rounds as one: median frames/s and first-batch seconds, peak memory, the exactly-once verdict."
+    if not isinstance(runs, list): return runs           # None (not run) or "failed"
+    return {"fps": float(np.median([r["frames"] / r["seconds"] for r in runs])), "first_s": float(np.median([r["first_s"] for r in runs])),
+            "peak_mb": max(r["peak_mb"] for r in runs), "once": next((r["once"] for r in runs if "once" in r), "")}
 
 
 def row_cells(key, results, missing):
     "The table row of `key`: frames/s x (clip, workers), first batch, peak memory, preparation, exactly-once."
-    label = ROWS[key][0]
-    if key in missing: return [label, f"not installed here: {ROWS[key][2]}"] + [""] * 8
-    load = lambda clip, w: results.get((key, "load", clip, w))
-    fps = [rate(r["frames"] / r["seconds"]) if isinstance(r, dict) else (r or "") for r in (load(c, w) for c in CLIPS for w in WORKERS)]
-    loads = [r for r in (load(c, w) for c in CLIPS for w in WORKERS) if isinstance(r, dict)]
-    first = " / ".join(f"{r['first_s']:.2f}" for r in (load(CHECK_CLIP, w) for w in WORKERS) if isinstance(r, dict))
-    peak = f"{max(r['peak_mb'] for r in loads):,.0f}" if loads else ""
-    preps = [results.get((SHARES_PREPARATION.get(key, key), "prepare", c)) for c in CLIPS]
-    prep_s = " / ".join(f"{p['seconds']:.1f}" for p in preps if isinstance(p, dict))
-    prep_mb = " / ".join(f"{p['bytes'] / 1e6:,.1f}" for p in preps if isinstance(p, dict))
-    once = " / ".join(r.get("once", "") for r in (load(CHECK_CLIP, w) for w in WORKERS) if isinstance(r, dict))
-    return [label, *fps, first, peak, prep_s or "—", prep_mb or "—", once]
+    label = ROWS[key].label
+    if key in missing: return [label, f"not installed here: {ROWS[key].install}"] + [""] * (len(HEADER) - 2)
+    loads = {(c, w): summary(results.get((key, "load", c, w))) for c in CLIPS for w in WORKERS}
+    done = [s for s in loads.values() if isinstance(s, dict)]
+    fps = [rate(s["fps"]) if isinstance(s, dict) else (s or "") for s in loads.values()]
+    checked = [loads[CHECK_CLIP, w] for w in WORKERS if isinstance(loads[CHECK_CLIP, w], dict)]
+    preps = [p for p in (results.get((SHARES_PREPARATION.get(key, key), "prepare", c)) for c in CLIPS) if isinstance(p, dict)]
+    return [label, *fps, " / ".join(f"{s['first_s']:.2f}" for s in checked), f"{max(s['peak_mb'] for s in done):,.0f}" if done else "",
+            " / ".join(f"{p['seconds']:.1f}" for p in preps) or "—", " / ".join(f"{p['bytes'] / 1e6:,.1f}" for p in preps) or "—",
+            " / ".join(s["once"] for s in checked)]
 
-
-SHORT = {"packed_batch": "llamass batch mode", "packed": "llamass `IterableLoader(batch_size=256)`", "amass": "llamass `AMASS` (npz)",
-         "tensor": "torch `index_select`", "numpy": "`numpy.take`", "litdata_clip": "LitData (clip per item)",
-         "litdata_seq": "LitData (sequence per item)", "mosaic": "Mosaic", "wds": "WebDataset", "ffcv": "ffcv"}
-LIMITS = ("tensor", "numpy")
-SHARES_PREPARATION = {"packed": "packed_batch"}   # both llamass store rows read the one store
 
 HEADER = ["frames/s", "clip 1, 0 w", "2 w", "clip 32, 0 w", "2 w", "first batch s (clip 32, 0 / 2 w)",
           "peak MB (process + workers, PSS)", "prepare s (clip 1 / 32)", "MB on disk (clip 1 / 32)", "exactly once (clip 32, 0 / 2 w)"]
@@ -531,19 +578,22 @@ def ratio(top, bottom):
     return f"{value:.2f}×" if value >= 0.1 else f"{value:.2g}×"
 
 
+def median_fps(results, key, clip, workers):
+    "The median frames/s of a loading cell, or None where it failed or did not run."
+    runs = results.get((key, "load", clip, workers))
+    return summary(runs)["fps"] if isinstance(runs, list) else None
+
+
 def ratios(results, rows):
     "Lines of each row's frames/s over llamass batch mode's and over numpy.take's, in the same cell (clip, workers)."
     lines = []
     for base in ("packed_batch", "numpy"):
         for key in rows:
             if key == base or (base == "packed_batch" and key in LIMITS): continue
-            cells = []
-            for clip in CLIPS:
-                for w in WORKERS:
-                    top, bottom = results.get((key, "load", clip, w)), results.get((base, "load", clip, w if base != "numpy" else 0))
-                    if isinstance(top, dict) and isinstance(bottom, dict):
-                        cells.append(f"clip {clip}, {w} w: {ratio(top['frames'] / top['seconds'], bottom['frames'] / bottom['seconds'])}")
-            if cells: lines.append(f"- {SHORT[key]} / {SHORT[base]}: " + "; ".join(cells))
+            pairs = [(clip, w, median_fps(results, key, clip, w), median_fps(results, base, clip, 0 if base == "numpy" else w))
+                     for clip in CLIPS for w in WORKERS]
+            cells = [f"clip {clip}, {w} w: {ratio(top, bottom)}" for clip, w, top, bottom in pairs if top and bottom]
+            if cells: lines.append(f"- {ROWS[key].short} / {ROWS[base].short}: " + "; ".join(cells))
     return lines
 
 
@@ -572,6 +622,8 @@ def parse(argv=None):
     parser.add_argument("--fraction", type=float, help="fraction of AMASS's sequences in the replica (default 0.005; --quick 0.001)")
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per cell after the first batch (default 2)")
     parser.add_argument("--batches", type=int, help="time exactly this many batches after the first instead of --seconds (--quick: 2)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every loading cell this many times, interleaved, and "
+                        "report the medians (default 1)")
     parser.add_argument("--rows", help=f"only these rows, comma-separated (default all: {','.join(ROWS)})")
     parser.add_argument("--out", type=Path, help="also write the markdown to this file (rewritten after every cell)")
     parser.add_argument("--data", type=Path, default=OUT, help=f"folder of the cached replica and the prepared data (default {OUT})")
@@ -582,6 +634,7 @@ def parse(argv=None):
     args.rows = args.rows.split(",") if args.rows else list(ROWS)
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown: parser.error(f"--rows: unknown row {unknown[0]!r} (known: {', '.join(ROWS)})")
+    if args.rounds < 1: parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if args.batches is not None and args.batches < 1: parser.error(f"--batches must be >= 1, got {args.batches}")
     if not 0 < args.fraction <= 1: parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
     return args
@@ -598,34 +651,22 @@ def main(argv=None):
     work = args.data / f"peers_{args.fraction}"
     shutil.rmtree(work, ignore_errors=True)           # every run prepares afresh: preparation is measured
     work.mkdir(parents=True)
-    missing = [k for k in args.rows if not installed(ROWS[k][1])]
-    for key in missing: print(f"{key}: not installed: {ROWS[key][2]}", file=sys.stderr)
+    missing = [k for k in args.rows if not installed(ROWS[k].module)]
+    for key in missing: print(f"{ROWS[key].short}: not installed: {ROWS[key].install}", file=sys.stderr)
     from llamass.packed import PackedAMASS
     frames = int(PackedAMASS(store, 1).counts.sum())
     window = f"1 first batch, then {args.batches} timed" if args.batches else f"1 first batch, then {args.seconds:g} s timed"
     settings = (f"Replica: {len(files)} sequences, {frames:,} kept frames (fraction {args.fraction}, lengths "
                 f"{'of real AMASS' if real else 'drawn from the sub-dataset table'}); batch {BATCH} clips, shuffled; {window} per "
-                f"cell, each cell in its own process; {sys.executable} ({'torch ' + torch_version()}).")
+                f"cell, each cell in its own process, {args.rounds} interleaved round(s) (medians); {sys.executable} ({'torch ' + torch_version()}).")
     describe = f"Machine: {machine()}."
     results, failed = {}, []
     cells = plan([k for k in args.rows if k not in missing], root, store, files, work, args)
     for n, cfg in enumerate(bar := progress_bar(iterable=cells, desc="cells", file=sys.stderr), 1):
-        key = (cfg["kind"], cfg["step"], cfg["clip"]) + ((cfg["workers"],) if cfg["step"] == "load" else ())
         bar.set_postfix_str(cell_name(cfg))
-        timeout = CELL_TIMEOUT + (cfg["seconds"] if cfg["batches"] is None else 0)
-        needs = preparation_of(cfg)
-        if cfg["step"] == "load" and results.get(needs) == "failed":
-            results[key] = "failed"
-            failed.append(f"{cell_name(cfg)}: not measured, its preparation failed")
-        else:
-            try: results[key] = run_isolated(cfg, timeout)
-            except Exception as error:                # one broken cell leaves the others' numbers
-                results[key] = "failed"
-                failed.append(f"{cell_name(cfg)}: {type(error).__name__}: {error}")
-        got = results[key]
-        said = ("failed: " + failed[-1] if got == "failed" else f"{got['seconds']:.1f} s, {got['bytes'] / 1e6:,.1f} MB" if cfg["step"] == "prepare"
-                else f"{rate(got['frames'] / got['seconds'])} frames/s{', exactly once: ' + got['once'] if 'once' in got else ''}")
-        bar.write(f"[{time.perf_counter() - start:4.0f} s] {n}/{len(cells)} {cell_name(cfg)}: {said}", file=sys.stderr)
+        error = measure_cell(cfg, results, CELL_TIMEOUT + (cfg["seconds"] if cfg["batches"] is None else 0))
+        if error: failed.append(f"{cell_name(cfg)}: {error}")
+        bar.write(f"[{time.perf_counter() - start:4.0f} s] {n}/{len(cells)} {cell_name(cfg)}: {progress_line(cfg, results, error)}", file=sys.stderr)
         if args.out: write_atomic(args.out, report(results, args.rows, missing, describe, settings))
     text = report(results, args.rows, missing, describe, settings)
     print(text)

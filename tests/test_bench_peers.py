@@ -49,5 +49,5 @@ def test_missing_peer_is_named_with_its_install_line():
     finally: sys.path.remove(str(SCRIPT.parent))
     assert not bench_peers.installed("no_such_module_here") and bench_peers.installed(None)
     row = bench_peers.row_cells("ffcv", {}, ["ffcv"])
-    assert row[0] == "ffcv, one clip per item" and row[1].startswith("not installed here: ") and "pip install ffcv" in row[1]
+    assert row[0].startswith("ffcv, one clip per item") and row[1].startswith("not installed here: ") and "pip install ffcv" in row[1]
     assert len(row) == len(bench_peers.HEADER)
