@@ -6,8 +6,9 @@ Each notebook runs in a fresh `CaptureShell` in its own folder, skipping the cel
 (`#| eval: false`, and the `tst_flags` of settings.ini: `notest`, `slow`), whose outputs stay as they were.
 A notebook that raises is not written (the script names it and exits 1). The outputs are made repeatable, so
 that running again changes nothing when nothing changed: progress bars (tqdm's lines on stderr) are dropped,
-temporary folders are written `/tmp/tmpXXXXXXXX`, and `nbdev_clean`'s rules remove execution counts, object
-ids in reprs and the metadata settings.ini does not allow.
+temporary folders are written `/tmp/tmpXXXXXXXX`, paths into this checkout or an installed library lose the
+machine's part (`site-packages/torch/...`), and `nbdev_clean`'s rules remove execution counts, object ids in
+reprs and the metadata settings.ini does not allow.
 """
 import json
 import multiprocessing
@@ -24,6 +25,8 @@ from nbdev.config import get_config
 
 PROGRESS_LINE = re.compile(r"\r|\d+%\|.*\||\d+(\.\d+)?(it|s|B|batch|file)/s\]")
 TEMPORARY_FOLDER = re.compile(r"(/tmp|/var/folders/[^/\s]+/[^/\s]+/T)/tmp[a-z0-9_]{8}")
+MACHINE_PATH = re.compile(r"/[^\s'\"]*/((site|dist)-packages/)")   # where this machine installed a library
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def directives(source):
@@ -44,9 +47,10 @@ def skipped(cell, skip_flags): # the tst_flags of settings.ini
 
 
 def stable_text(text):
-    "`text` without progress-bar lines and with temporary folders written alike."
+    "`text` without progress-bar lines, with temporary folders written alike and this machine's paths left out."
     lines = [line for line in text.splitlines(keepends=True) if not PROGRESS_LINE.search(line)]
-    return TEMPORARY_FOLDER.sub(r"\1/tmpXXXXXXXX", "".join(lines))
+    text = MACHINE_PATH.sub(r"\1", TEMPORARY_FOLDER.sub(r"\1/tmpXXXXXXXX", "".join(lines)))
+    return text.replace(f"{ROOT}/", "")
 
 
 def stable_lines(text): # a str, or a list of lines as notebooks store text
@@ -81,6 +85,7 @@ def run_chapter(path, skip_flags): # a notebook; its folder is the working direc
 
 def keep_outputs(path, config): # a notebook; settings.ini's nbdev configuration
     "Run the notebook at `path` and write it back with its outputs; return an error line, or None on success."
+    sys.path.insert(0, str(config.config_path))   # the package of this checkout, as nbdev_test imports it
     try: notebook = run_chapter(path, config.tst_flags.split())
     except BaseException as e:       # a cell's exception, whatever it is: the notebook stays as it was
         if isinstance(e, KeyboardInterrupt): raise
@@ -94,7 +99,9 @@ def keep_outputs(path, config): # a notebook; settings.ini's nbdev configuration
 
 def keep_outputs_apart(path): # a notebook
     "`keep_outputs` in a process of its own, as nbdev_test runs each notebook: nothing one chapter sets reaches the next."
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+    # Forked, as nbdev_test's are: a spawned process would make the chapter's DataLoader workers spawn too, and
+    # they cannot unpickle the classes a chapter defines in its own namespace.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as process:
         return process.submit(keep_outputs, path, get_config()).result()
 
 
