@@ -6,10 +6,10 @@
 __all__ = ['HUMANML3D_JOINTS', 'HUMANML3D_CHAINS', 'HUMANML3D_PARENTS', 'HUMANML3D_DIRECTIONS', 'HUMANML3D_BONE_LENGTHS',
            'HUMANML3D_LEG', 'HUMANML3D_FACE', 'HUMANML3D_FEET', 'HUMANML3D_MIRROR', 'HUMANML3D_FPS', 'FEET_THRESHOLD',
            'FACING_SIGMA', 'FEATURE_GROUPS', 'N_FEATURES', 'Z_UP_TO_HUMANML3D', 'HUMANML3D_NUM_BETAS',
-           'HUMANML3D_MODEL_OF', 'retarget', 'face_z', 'gaussian_smooth', 'shortest_arcs', 'quat_to_6d',
-           'joint_rotations_6d', 'foot_contacts_humanml3d', 'features_from_joints', 'joints_from_features',
-           'mirror_joints', 'feature_stats', 'body_model_file', 'rest_joints', 'humanml3d_joints', 'mirror_choice',
-           'feet_threshold_at', 'humanml3d_stage']
+           'HUMANML3D_MODEL_OF', 'retarget', 'face_z', 'smoothing_matrix', 'gaussian_smooth', 'shortest_arcs',
+           'quat_to_6d', 'joint_rotations_6d', 'foot_contacts_humanml3d', 'features_from_joints',
+           'joints_from_features', 'mirror_joints', 'feature_stats', 'body_model_file', 'rest_joints',
+           'humanml3d_joints', 'mirror_choice', 'feet_threshold_at', 'humanml3d_stage']
 
 # %% ../nbs/19_humanml3d.ipynb #8d607d40
 import warnings
@@ -65,7 +65,7 @@ def _check_joints(joints, name="joints"):
         raise ValueError(f"{name}: expected (..., T, 22, 3) with T >= 2 frames of HumanML3D's 22 joints, got {tuple(joints.shape)}")
     return joints
 
-# %% ../nbs/19_humanml3d.ipynb #85daa72f
+# %% ../nbs/19_humanml3d.ipynb #474c9e11
 def _path_matrix(parents=HUMANML3D_PARENTS):
     "(J, J) matrix: entry (j, k) is 1 when bone k (from k's parent to k) lies on the path from the root to joint j."
     paths = np.zeros((len(parents), len(parents)))
@@ -87,10 +87,11 @@ def retarget(joints): # (..., T, 22, 3) HumanML3D's joints, Y-up
     scale = lengths[list(HUMANML3D_LEG)].sum() / first
     unit = bones / bones.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(bones.dtype).tiny)
     paths = joints.new_tensor(_path_matrix()) * lengths                                           # (J, J)
-    out = joints[..., :1, :] * scale[..., None] + torch.einsum("jk,...kc->...jc", paths, unit)
+    along = (unit.transpose(-1, -2) @ paths.T).transpose(-1, -2)                                   # one matrix product
+    out = joints[..., :1, :] * scale[..., None] + along
     return _like_input(out, was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #6c0d0569
+# %% ../nbs/19_humanml3d.ipynb #e1184380
 def _facing(joints, hips_swapped): # (..., 22, 3); `hips_swapped`: HumanML3D's inverse-kinematics reading
     "Unnormalized horizontal facing direction (..., 2) as (x, z) of `up × across`."
     right_hip, left_hip, right_shoulder, left_shoulder = HUMANML3D_FACE
@@ -111,19 +112,24 @@ def face_z(points, # (..., N, 3) points, or (..., 3)
     x, y, z = points[..., 0:1], points[..., 1:2], points[..., 2:3]
     return torch.cat([fz * x - fx * z, y, fx * x + fz * z], -1)
 
-def gaussian_smooth(x, # (..., T, C) signals along T
-                    sigma, # standard deviation in frames
-                    truncate=4.0): # the kernel's radius in standard deviations, as scipy's
-    "`x` smoothed along T with a normalized Gaussian kernel, edges extended by repeating the end values (scipy's mode='nearest')."
+@lru_cache(maxsize=64)
+def smoothing_matrix(n_frames, # T
+                     sigma, # standard deviation in frames
+                     truncate=4.0): # the kernel's radius in standard deviations, as scipy's
+    "(T, T) float64 numpy matrix S: S @ x is `x` smoothed with scipy's gaussian_filter1d(x, sigma, mode='nearest')."
     radius = int(truncate * float(sigma) + 0.5)
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    lead, (T, C) = x.shape[:-2], x.shape[-2:]
-    signals = x.reshape(-1, T, C).transpose(1, 2).reshape(-1, 1, T)
-    padded = torch.nn.functional.pad(signals, (radius, radius), mode="replicate")
-    smooth = torch.nn.functional.conv1d(padded, kernel.reshape(1, 1, -1))
-    return smooth.reshape(-1, C, T).transpose(1, 2).reshape(*lead, T, C)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    sources = np.clip(np.arange(n_frames)[:, None] + offsets, 0, n_frames - 1)    # edges: the end frames repeated
+    matrix = np.zeros((n_frames, n_frames))
+    np.add.at(matrix, (np.repeat(np.arange(n_frames), len(offsets)), sources.ravel()), np.tile(kernel, n_frames))
+    return matrix
+
+def gaussian_smooth(x, # (..., T, C) signals along T
+                    sigma): # standard deviation in frames
+    "`x` smoothed along T with a Gaussian kernel, edges extended by repeating the end values (scipy's mode='nearest')."
+    return x.new_tensor(smoothing_matrix(x.shape[-2], float(sigma))) @ x
 
 def _half_turns(facing):
     "(cos, sin) of half the turn taking each unit `facing` (..., 2) to +z, as HumanML3D's shortest-arc quaternion (w, y)."
