@@ -245,9 +245,12 @@ def _apply(amass_loc, journal, undo=False):
     return len(done)
 
 # %% ../nbs/06_splits.ipynb #dc37226f
-def _holds_sequences(folder):
-    "True when some file below `folder` (links not followed) is a sequence file; stops at the first."
-    return any(is_sequence_file(name) for _, _, files in os.walk(folder) for name in files)
+def _holds_sequences(folder, depth=4):
+    "True when a sequence file lies at most `depth` folders below `folder` (links not followed); stops at the first."
+    for parent, folders, files in os.walk(folder):
+        if any(is_sequence_file(name) for name in files): return True
+        if len(Path(parent).relative_to(folder).parts) >= depth: folders.clear()   # AMASS is shallow: a home folder need not be walked
+    return False
 
 def check_amass_tree(amass_loc, table):
     "`SplitError` unless `amass_loc` looks like AMASS: split before, or a folder that `table` or AMASS names, or one holding sequences."
