@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['hashes', 'UNPACK_RECORD', 'SPLIT_JOURNAL', 'LEFTOVER_MARKER', 'MAX_NAME_BYTES', 'MAX_PATH_PARTS', 'MAX_HEADER_BYTES',
-           'ARCHIVE_SUFFIXES', 'unpack_body_models', 'INTERRUPTED', 'open_regular', 'md5_file', 'md5_dir', 'is_utf8',
-           'is_llamass_name', 'check_folder_name', 'UnpackError', 'archive_suffix', 'archive_paths',
-           'expected_checksums', 'check_checksum_entry', 'load_checksums', 'StrictBzip2Reader', 'decompressed_stream',
-           'ends_like_bzip2', 'member_parts', 'shown', 'member_problem', 'RefusedMember', 'free_bytes', 'Interrupted',
-           'TarReader', 'pax_records', 'tar_members', 'uses_parallel_bzip2', 'usable_cores', 'extract_archive',
-           'read_split_journal', 'OutputFolder', 'remove_tree', 'make_own_folder', 'is_own_leftover', 'recover',
-           'is_verified', 'unpacked_unchanged', 'stage_archive', 'finish_archive', 'check_writable', 'locked_output',
-           'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary', 'interrupted_as_one_line',
-           'fast_amass_unpack']
+           'MAX_END_PADDING', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'INTERRUPTED', 'open_regular', 'md5_file',
+           'md5_dir', 'is_utf8', 'is_llamass_name', 'check_folder_name', 'UnpackError', 'archive_suffix',
+           'archive_paths', 'expected_checksums', 'check_checksum_entry', 'load_checksums', 'StrictBzip2Reader',
+           'decompressed_stream', 'ends_like_bzip2', 'member_parts', 'shown', 'member_problem', 'RefusedMember',
+           'free_bytes', 'Interrupted', 'TarReader', 'pax_records', 'tar_members', 'uses_parallel_bzip2',
+           'usable_cores', 'extract_archive', 'read_split_journal', 'OutputFolder', 'remove_tree', 'make_own_folder',
+           'is_own_leftover', 'recover', 'is_verified', 'unpacked_unchanged', 'stage_archive', 'finish_archive',
+           'check_writable', 'locked_output', 'unpack_one_archive', 'lazy_unpack', 'unpack_archives', 'unpack_summary',
+           'interrupted_as_one_line', 'fast_amass_unpack']
 
 # %% ../nbs/01_unpack.ipynb #9fb60cfa
 import bz2
@@ -111,6 +111,7 @@ LEFTOVER_MARKER = ".llamass-leftover"      # inside a folder llamass made for it
 MAX_NAME_BYTES = 200                       # longest folder name: leaves room for `.hash.tmp` and friends
 MAX_PATH_PARTS = 64                        # deepest member path accepted (AMASS paths are 3 or 4 names deep)
 MAX_HEADER_BYTES = 64 * 1024               # largest GNU long-name or pax header accepted (a real one: a few hundred bytes)
+MAX_END_PADDING = 64 * 2**20               # most zeros accepted after a tar's end (tar pads to its record size: 10 KiB by default)
 
 def is_utf8(name):
     "True when the string `name` encodes to UTF-8 (a name read with surrogate escapes was not UTF-8 bytes)."
@@ -316,15 +317,15 @@ class TarReader:
     def read_some(self, n):
         "Up to `n` bytes (fewer only at the end of the stream); a decoder's error is an `UnpackError` naming the member."
         if self.cancel is not None and self.cancel.is_set(): raise Interrupted("interrupted")
-        data = b""
-        while len(data) < n:
-            try: chunk = self.stream.read(n - len(data))
+        chunks, got = [], 0
+        while got < n:
+            try: chunk = self.stream.read(n - got)
             except (OSError, EOFError, RuntimeError, ValueError) as e:
                 raise UnpackError(f"truncated or corrupt archive: {type(e).__name__} ({e}) while reading {self.where()}") from None
             if not chunk: break
-            data += chunk
-        self.offset += len(data)
-        return data
+            chunks.append(chunk); got += len(chunk)
+        self.offset += got
+        return b"".join(chunks)
 
     def read(self, n, what):
         "Exactly the next `n` bytes, which hold `what`, else an `UnpackError` saying the archive ends inside it."
@@ -408,9 +409,12 @@ def _check_end(tar):
     second = tar.read_some(tarfile.BLOCKSIZE)
     if len(second) < tarfile.BLOCKSIZE:
         raise UnpackError(f"truncated or corrupt archive: it ends inside the end-of-archive blocks after {after}")
+    end = tar.offset
     for rest in itertools.chain([second], iter(lambda: tar.read_some(1 << 20), b"")):
         if rest.count(0) != len(rest):
             raise UnpackError(f"corrupt archive: data after the end-of-archive block that follows {after} (two archives joined?)")
+        if tar.offset - end > MAX_END_PADDING:
+            raise UnpackError(f"corrupt archive: more than {MAX_END_PADDING:,} bytes of zeros after the end of the archive")
 
 def tar_members(tar,                            # a `TarReader`
                 max_header=MAX_HEADER_BYTES):   # largest long-name or pax header accepted
