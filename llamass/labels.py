@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .splits import names_of, subdataset_names
 from .tqdm import warn
 
 # %% ../nbs/17_labels.ipynb #4a277e17
@@ -34,9 +35,17 @@ def _strip_one(name, endings):
     "`name` without the first of `endings` it ends with."
     return next((name[:-len(e)] for e in endings if name.endswith(e)), name)
 
+def _is_subdataset(name):
+    "True when `name` is a folder name of an AMASS sub-dataset in some release."
+    return names_of(name)[0] in subdataset_names
+
+def _without_split_folder(parts):
+    "`parts` without a split folder in front of an AMASS sub-dataset (`train/CMU/01/...` is `CMU/01/...`)."
+    return parts[1:] if len(parts) > 2 and not _is_subdataset(parts[0]) and _is_subdataset(parts[1]) else parts
+
 def sequence_key(path, aliases=SUBDATASET_ALIASES):
     "The name of one AMASS sequence shared by every release and label file, such as 'CMU/01/01_01'."
-    parts = _path_parts(path)
+    parts = _without_split_folder(_path_parts(path))
     if not parts: raise ValueError(f"sequence_key: empty path {path!r}")
     name = _strip_one(_strip_one(parts[-1], SEQUENCE_SUFFIXES), SEQUENCE_ENDINGS)
     folders = [aliases.get(parts[0], parts[0]), *parts[1:-1]] if len(parts) > 1 else []

@@ -89,7 +89,9 @@ def test_babel_keys_match_the_tree_and_the_newer_releases(tmp_path):
     lists = clip_labels(table, paths, 0, 10, 120.0).lists()
     assert lists["label_text"] == [["run"], ["run"], ["walk"], ["walk"], []]
     assert lists["label_categories"][0] == [("run",)]
-    assert sequence_key("train/CMU/01/01_01_poses.npz") != sequence_key("CMU/01/01_01_poses.npz")  # paths start at the sub-dataset
+    assert sequence_key("train/CMU/01/01_01_poses.npz") == sequence_key("CMU/01/01_01_poses.npz")  # 20.1: a split folder is no part of it
+    assert sequence_key("MyMocap/CMU/01_poses.npz") == "CMU/01"  # a first folder that is no sub-dataset, before one that is
+    assert sequence_key("KIT/CMU/01_poses.npz") == "KIT/CMU/01"  # a sub-dataset's own folder named CMU: kept
 
 
 def test_babel_extra_files_with_several_annotators(tmp_path):
