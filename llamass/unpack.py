@@ -626,11 +626,14 @@ def _split_names(outdir):
     journal = read_split_journal(Path(outdir)/SPLIT_JOURNAL) or {"moves": [], "created": []}
     return {dest.split("/")[0] for _, dest in journal["moves"]} | set(journal["created"])
 
+def _recorded_md5(path):
+    "The checksum in the `.hash` record `path` (a regular file), else None (none there, or unreadable)."
+    try: return path.read_text().strip() if stat.S_ISREG(os.lstat(path).st_mode) else None
+    except (OSError, UnicodeDecodeError): return None
+
 def _verified(expected, out):
     "True when each (folder, md5) of `expected` is in `out` (where a split moved it) with a matching `.hash` record."
-    def matches(folder, md5):
-        recorded = _hash_path(out.path, folder)
-        return out.location(folder).is_dir() and recorded.is_file() and recorded.read_text().strip() == md5
+    def matches(folder, md5): return out.location(folder).is_dir() and _recorded_md5(_hash_path(out.path, folder)) == md5
     return expected is not None and all(matches(folder, md5) for folder, md5 in expected)
 
 def is_verified(archive, outdir, checksums=hashes):

@@ -200,6 +200,15 @@ def test_checksums_imply_verify_and_an_unpacked_tree_is_checked_in_place(tmp_pat
     assert md5_dir(dst / "CMU") == table["hash"][0]
 
 
+def test_an_unreadable_hash_record_is_not_trusted(tmp_path, capsys):
+    tars, dst = sample_tars(tmp_path), tmp_path / "dst"
+    assert run_here(capsys, "fast_amass_unpack", "-q", "--checksums", SAMPLE_TABLE, tars, dst)[0] == 0
+    (dst / "CMU.hash").write_bytes(b"\xff\xfe not text")
+    status, out, err = run_here(capsys, "fast_amass_unpack", "-q", "--checksums", SAMPLE_TABLE, tars, dst)
+    assert status == 0 and err == "" and out.startswith("0 archives unpacked, 1 skipped (1 verified in place)")
+    assert (dst / "CMU.hash").read_text() == json.loads(SAMPLE_TABLE.read_text())["sample.tar.bz2"]["hash"][0]
+
+
 def test_a_record_without_read_to_end_is_not_trusted(tmp_path, capsys):
     """Records of older versions said 'complete' for archives cut at a member boundary."""
     tars, dst = sample_tars(tmp_path), tmp_path / "dst"
