@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.utils.data as tudata
 
-from .clips import check_clip_length, check_int, check_keep, check_real, kept_windows, last_uses, check_target_fps, clip_counts, keep_slice, rng_for, resampled_lengths, source_frames
+from .clips import check_clip_length, check_fps_overrides, check_int, check_keep, check_names, check_real, kept_windows, last_uses, check_target_fps, clip_counts, keep_slice, rng_for, resampled_lengths, source_frames
 from .engine import IterableLoader, ShardedClips, clip_metadata, method_of, one_clip, worker_init_fn
 from .splits import resolve_subdatasets
 from .derived import stored_keys, with_derived
@@ -125,7 +125,7 @@ class AMASS(ShardedClips):
                  overlapping=False,     # clips start at every frame (True) or every `clip_length` frames
                  keep=0.8,              # centred fraction of each sequence to use
                  transform=None,        # applied to each array of a clip (None: numpy arrays as they are)
-                 data_keys=None,        # arrays to yield (None: the standard keys every file has)
+                 data_keys=None,        # arrays to yield: a key, a list of keys (None: the standard keys every file has)
                  file_list_seed=0,      # fixed permutation of the file order (None: path order)
                  shuffle=False,         # new order of sequences and clips each epoch
                  seed=0,                # seed of the shuffling (None: drawn in this process, see `.seed`)
@@ -136,15 +136,15 @@ class AMASS(ShardedClips):
                  world_size=None,       # number of ranks (None: from torch.distributed when iterated, else 1)
                  pad=False,             # repeat a few clips so no clip is left out when sharding over ranks
                  target_fps=None,       # resample every sequence to this frame rate (frame selection)
-                 fps_overrides=None,    # {relative path or sub-dataset: fps} correcting recorded rates
-                 subdatasets=None,      # read only these sub-datasets
+                 fps_overrides=None,    # {relative path or sub-dataset: fps > 0} correcting recorded rates
+                 subdatasets=None,      # read only these sub-datasets (a name or a list of names)
                  split=None,            # read only the sub-datasets of this split of `splits`
                  splits="amass",        # split table or preset name for `split`
                  check_finite=False,    # read every file once at construction to refuse NaN / inf values
                  n_jobs=4,              # threads reading headers while indexing
                  progress=True,         # progress bar while indexing
                  batch_size=None,       # yield whole batches of this many clips (use IterableLoader(batch_size=None))
-                 drop_last=False,       # with batch_size: drop each shard's last partial batch
+                 drop_last=False,       # with batch_size: drop the rank's last batch of an epoch when it is partial
                  skeleton=None,         # skeleton for the `joints` key (None: the SMPL+H mean body's)
                  contacts=None,         # keyword arguments of `llamass.motion.foot_contacts` for `foot_contacts`
                  body_models=None,      # folder of SMPL+H models `smplh/{male,female,neutral}/model.npz`: each sequence's own skeleton for derived keys
@@ -153,6 +153,8 @@ class AMASS(ShardedClips):
                  bucket=None):          # with clip_length=None: sort clips by length within windows of this many
         if clip_length is not None: check_clip_length(clip_length)
         check_keep(keep)
+        data_keys, fps_overrides = check_names(data_keys, "data_keys"), check_fps_overrides(fps_overrides)
+        subdatasets = None if subdatasets is None else list(check_names(subdatasets, "subdatasets"))
         self.transform, self.strict = transform, bool(strict)
         self.derived_options = {"skeleton": skeleton, "contacts": contacts, "body_models": body_models, "mirror": mirror}   # what derived keys are made with
         self.target_fps = check_real(target_fps, "target_fps", allow_none=True)
@@ -269,19 +271,25 @@ def batch_of(loaded, seqs, starts, clip_length, keys):
 
 # %% ../nbs/05_dataset.ipynb #54e1a86c
 @method_of(AMASS)
-def iter_shard(self, epoch, shard, num_workers, skip=0):
-    "Yield the clips of one shard in `epoch` after the first `skip` (with `batch_size`: its batches, after `skip` batches)."
-    if self.batch_size is None: return ShardedClips.iter_shard(self, epoch, shard, num_workers, skip)
-    return self._batches(self._plan_from(epoch, shard, num_workers, skip * self.batch_size))
+def gathers_batches(self):
+    "Whole batches of fixed-length clips are cut here (as in batch mode) when a loader batches them, unless a transform expects single clips."
+    return not self.partial_clips and self.transform is None
 
 @method_of(AMASS)
-def _batches(self, chunks):
+def iter_shard(self, epoch, shard, num_workers, skip=0):
+    "Yield the clips of one shard in `epoch` after the first `skip` (in whole batches, see `pass_batching`: its batches, after `skip` batches)."
+    batch_size, drop_last = self.pass_batching()
+    if batch_size is None: return ShardedClips.iter_shard(self, epoch, shard, num_workers, skip)
+    return self._batches(self._plan_from(epoch, shard, num_workers, skip * batch_size), batch_size, drop_last)
+
+@method_of(AMASS)
+def _batches(self, chunks, batch_size, drop_last=False):
     "Yield the batches of plan `chunks`: `batch_size` clips each, the last one partial unless `drop_last`."
     loaded, seqs, starts, is_last = {}, *(np.zeros(0, np.int64),) * 2, np.zeros(0, bool)
     for chunk in itertools.chain(chunks, [None]):          # None: the plan is done, send what is left
         if chunk is not None: seqs, starts, is_last = (np.concatenate(p) for p in zip((seqs, starts, is_last), chunk))
-        while len(seqs) >= self.batch_size or (chunk is None and len(seqs) and not self.drop_last):
-            n = min(self.batch_size, len(seqs))
+        while len(seqs) >= batch_size or (chunk is None and len(seqs) and not drop_last):
+            n = min(batch_size, len(seqs))
             batch = self._batch(loaded, seqs[:n], starts[:n])
             for seq in np.unique(seqs[:n][is_last[:n]]).tolist(): loaded.pop(seq, None)
             seqs, starts, is_last = seqs[n:], starts[n:], is_last[n:]

@@ -7,6 +7,7 @@ __all__ = ['PackedAMASS', 'PackedBatches', 'prefetched']
 
 # %% ../nbs/10_packed.ipynb #a1c7b995
 import math
+import os
 import queue
 import threading
 from pathlib import Path
@@ -15,8 +16,8 @@ import joblib
 import numpy as np
 import torch
 
-from .clips import (batch_count, check_int, check_real, check_target_fps, clips_at, feistel_keys, permuted_positions,
-                           resampled_lengths, shard_range, source_frames)
+from .clips import (batch_count, check_fps_overrides, check_int, check_names, check_real, check_target_fps, clips_at, feistel_keys, permuted_positions,
+                           resampled_lengths, source_frames)
 from .dataset import variable_clip_length
 from .derived import stored_keys, with_derived
 from .engine import clip_metadata, one_clip
@@ -36,7 +37,7 @@ class PackedAMASS(ShardedClips):
                  overlapping=False,      # clips start at every frame (True) or every `clip_length` frames
                  keep=0.8,               # centred fraction of each sequence to use
                  transform=None,         # applied to each array of a clip or batch
-                 data_keys=None,         # arrays to yield (None: the store's keys, then betas and gender)
+                 data_keys=None,         # arrays to yield: a key, a list of keys (None: the store's keys, then betas and gender)
                  *,
                  file_list_seed=0,       # the sequence order of an unshuffled epoch, as in `AMASS`
                  shuffle=False,          # a global shuffle of all clips, new each epoch
@@ -45,9 +46,9 @@ class PackedAMASS(ShardedClips):
                  world_size=None,        # number of ranks (None: from torch.distributed when iterated, else 1)
                  pad=False,              # repeat a few clips so no clip is left out when sharding over ranks
                  target_fps=None,        # resample every sequence to this frame rate (frame selection, as `AMASS`)
-                 fps_overrides=None,     # {relative path or sub-dataset: fps} correcting recorded rates
+                 fps_overrides=None,     # {relative path or sub-dataset: fps > 0} correcting recorded rates
                  batch_size=None,        # yield whole batches of this many clips (use DataLoader(batch_size=None))
-                 drop_last=False,        # drop each shard's last partial batch
+                 drop_last=False,        # with batch_size: drop the rank's last batch of an epoch when it is partial
                  device=None,            # hold the store's keys on this torch device and gather batches there
                  storage_dtype=None,     # dtype of the keys held on `device` (torch.float32; float16 / bfloat16 halve it)
                  pinned=False,           # with device=: keep the keys in host memory, gather into pinned buffers, copy ahead
@@ -58,6 +59,7 @@ class PackedAMASS(ShardedClips):
                  max_length=None,        # with clip_length=None: clips of up to this many frames (None: whole sequences)
                  bucket=None):           # with clip_length=None: sort clips by length within windows of this many
         self.store = Path(store).expanduser()
+        data_keys, fps_overrides = check_names(data_keys, "data_keys"), check_fps_overrides(fps_overrides)
         self.manifest, self.tables = _open_store(self.store)
         self.data_keys = _store_data_keys(self.store, self.manifest, data_keys)
         self.read_keys = stored_keys(self.data_keys)
@@ -77,10 +79,10 @@ class PackedAMASS(ShardedClips):
                          batch_size=batch_size, drop_last=drop_last)
         self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size, pinned)
         self.pinned = bool(pinned)
-        self._arrays = None
+        self._arrays, self._mapped = None, None
 
     def __getstate__(self):   # each process maps the files (and loads any device copy) itself
-        return {**super().__getstate__(), "_arrays": None, "_source_list": None, "_held": None}
+        return {**super().__getstate__(), "_arrays": None, "_mapped": None, "_source_list": None, "_held": None}
 
     def fingerprint(self):
         "Changes when the store's contents (its manifest's fingerprint), frame rates or keys read change."
@@ -90,12 +92,28 @@ class PackedAMASS(ShardedClips):
         "The per-frame arrays of the store, memory-mapped (opened once per process); split pose keys are views of `poses`."
         if self._arrays is None:
             stored = map_arrays(self.store, self.manifest, premap=True)   # refuses a replaced store; pages mapped up front when they fit in memory
+            self._mapped = [(path, *_file_identity(path)) for path in (self.store / f"{k}.npy" for k in stored)]
             slices = POSE_SLICES.get(self.manifest.get("model"), {})
             self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
                             for k in self.read_keys if k not in PER_SEQUENCE}
         return self._arrays
 
 # %% ../nbs/10_packed.ipynb #f94cafb2
+def _file_identity(path):
+    "((device, inode), size in bytes) of the file at `path`."
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino), stat.st_size
+
+@method_of(PackedAMASS)
+def check_mapped(self):
+    "Raise `StoreError` naming a mapped store file that shrank since this process mapped it: reading it would kill the process (SIGBUS)."
+    for path, identity, size in self._mapped or ():
+        try: now, now_size = _file_identity(path)
+        except OSError: continue                 # removed or renamed away: the mapped file lives on, intact, until unmapped
+        if now == identity and now_size < size:
+            raise StoreError(f"{path} shrank from {size} to {now_size} bytes while it was being read (copied over, or truncated); "
+                             f"reading on would crash the process. Let the copy finish, then build the dataset again")
+
 def _open_store(store):
     "(manifest, per-sequence tables) of the packed store at `store`, checked (`StoreError` naming what is damaged)."
     opened = open_store(store, keys=())      # checks the manifest, the tables, the offsets and every array file
@@ -111,6 +129,11 @@ def _store_data_keys(store, manifest, data_keys):
     return keys
 
 # %% ../nbs/10_packed.ipynb #f8ad2127
+@method_of(PackedAMASS)
+def gathers_batches(self):
+    "A loader's batches are gathered whole here, as in batch mode (unless a transform expects single clips, or clips vary in length)."
+    return not self.partial_clips and self.transform is None
+
 @method_of(PackedAMASS)
 def clip_frames(self, positions, epoch):
     "(sequence, first frame) of the clips at epoch `positions` (frames counted after any resampling)."
@@ -176,6 +199,7 @@ def _as_key_dtype(key, tensor, pinned=False):
 @method_of(PackedAMASS)
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
+    self.check_mapped()      # every batch (and chunk of clips) reads after this check
     if getattr(self, "_source_list", None) is None:
         arrays, tables = self.arrays(), self.tables
         self._source_list = [(k, 1, tables[k].reshape(-1, 1), True) if k == "gender" else
@@ -213,10 +237,11 @@ def gather(self, pieces, pinned=False):
     return PackedBatches(buffer, layouts, pinned=isinstance(buffer, torch.Tensor))
 
 @method_of(PackedAMASS)
-def batches_per_item(self, num_workers):
-    "Batches a worker sends together: about `_BYTES_PER_ITEM` of them (one without workers or with a transform)."
-    if num_workers == 0 or self.batch_size is None or self.transform is not None: return 1
-    batch_bytes = 4 * self.batch_size * self.clip_length * sum(w for _, w, _, _ in self._sources())
+def batches_per_item(self, num_workers, batch_size=None):
+    "Batches (of `batch_size` clips, default the dataset's) a worker sends together: about `_BYTES_PER_ITEM` of them (one without workers or with a transform)."
+    batch_size = batch_size or self.batch_size
+    if num_workers == 0 or batch_size is None or self.transform is not None: return 1
+    batch_bytes = 4 * batch_size * self.clip_length * sum(w for _, w, _, _ in self._sources())
     return int(np.clip(_BYTES_PER_ITEM // batch_bytes, 1, _MAX_BATCHES_PER_ITEM))
 
 def _batch_groups(n_batches, skip, per_item):
@@ -234,9 +259,9 @@ def iter_shard(self, epoch, shard, num_workers, skip=0):
 @method_of(PackedAMASS)
 def _shard_items(self, epoch, shard, num_workers, skip=0):
     "Yield the clips (or batches) of one shard in `epoch`, after the first `skip` items."
-    rank, world_size = self.shard_owner()
-    lo, hi = shard_range(int(self.counts.sum()), rank, world_size, shard, num_workers, self.pad)
-    if self.batch_size is None:
+    lo, hi = self.shard_bounds(shard, num_workers)
+    batch_size, drop_last = self.pass_batching()
+    if batch_size is None:
         window = self.bucket or 1                       # chunks start on bucket windows, so a resumed epoch sorts alike
         chunk, first = max(window, _CHUNK // window * window), lo + skip // window * window
         for chunk_lo in range(first, hi, chunk):
@@ -244,11 +269,11 @@ def _shard_items(self, epoch, shard, num_workers, skip=0):
             drop = lo + skip - chunk_lo if chunk_lo == first else 0
             yield from self._clips(seqs[drop:], starts[drop:])
         return
-    step = self.batch_size
+    step = batch_size
     grouped = (torch.utils.data.get_worker_info() is not None and self.transform is None and self.pass_state.batches_per_item > 0
                and self.read_keys == self.data_keys)
     per_item = self.pass_state.batches_per_item if grouped else 1
-    groups = _batch_groups(batch_count(hi - lo, step, self.drop_last), skip, per_item)
+    groups = _batch_groups(batch_count(hi - lo, step, drop_last), skip, per_item)
     per_plan = max(1, _CHUNK // (per_item * step))
     for g in range(0, len(groups), per_plan):
         window = groups[g:g + per_plan]
@@ -272,6 +297,7 @@ def _clips(self, seqs, starts):
     sources, rows, lengths = self._sources(), self.packed_rows(seqs, starts), self.clip_lengths(seqs, starts)
     contiguous = self.target_fps is None
     for seq, start, clip_rows, n in zip(seqs.tolist(), starts.tolist(), rows, lengths.tolist()):
+        self.check_mapped()
         clip = {}
         for key, width, source, per_sequence in sources:
             if per_sequence: clip[key] = np.repeat(source[seq:seq + 1], n, axis=0).reshape(n, -1)
@@ -307,7 +333,11 @@ def _check_device(device, storage_dtype, batch_size, pinned=False):
     if batch_size is None: raise ValueError(f"device={device!r} gathers whole batches: give batch_size= too")
     storage_dtype = torch.float32 if storage_dtype is None else storage_dtype
     if storage_dtype not in _STORAGE_DTYPES: raise ValueError(f"storage_dtype must be one of {_STORAGE_DTYPES}, got {storage_dtype!r}")
-    return torch.device(device), storage_dtype
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: this torch cannot use CUDA (torch.cuda.is_available() is False: a CPU-only build, or no GPU "
+                         f"visible); give device=None to gather on the CPU, or install a CUDA build of torch")
+    return device, storage_dtype
 
 @method_of(PackedAMASS)
 def device_bytes(self):

@@ -1,0 +1,253 @@
+"""The loader does what was asked, or says why (issue 20 points 2, 3, 4, 6; issue 19 point 13; issue 22's one fast path).
+
+Batching happens once and means what users expect: full batches whatever the number of workers, `drop_last`
+drops only the rank's last partial batch, `len()` is what is yielded; copies of a dataset follow epochs like the
+original; arguments are checked where they are given; a store truncated under a running loop raises, never SIGBUS.
+"""
+import copy
+import pickle
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.utils.data as tudata
+
+from llamass.clips import batch_count
+from llamass.core import AMASS, IterableLoader, PackedAMASS
+from llamass.dataset import clip_ids
+from llamass.store import amass_pack
+from common import check_resumes, write_identified
+
+LENGTHS = [23, 7, 40, 12, 31, 5, 18, 44, 9, 27]
+CLIPS = sum(n // 3 for n in LENGTHS)           # clip_length 3, keep 1.0: 69 clips
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return write_identified(tmp_path_factory.mktemp("semantics"), LENGTHS)
+
+
+@pytest.fixture(scope="module")
+def store(tree, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("semantics_store") / "store"
+    amass_pack(tree, folder, progress=False)
+    return folder
+
+
+def amass(tree, **kwargs):
+    return AMASS(tree, 3, keep=1.0, data_keys=("trans", "gender"), progress=False, **kwargs)
+
+
+def packed(store, **kwargs):
+    return PackedAMASS(store, 3, keep=1.0, data_keys=("trans", "gender"), **kwargs)
+
+
+def make(kind, tree, store, **kwargs):
+    return amass(tree, **kwargs) if kind == "amass" else packed(store, **kwargs)
+
+
+# --- point 2: batching once, drop_last, len ---
+
+def test_batching_twice_is_refused(tree, store):
+    for dataset in (amass(tree, batch_size=3), packed(store, batch_size=5)):
+        with pytest.raises(ValueError, match=r"already yields batches of \d clips .* drop one: IterableLoader\(dataset, batch_size=None\)"):
+            IterableLoader(dataset, batch_size=2)
+        batch = next(iter(IterableLoader(dataset)))             # no batch size given: the dataset's batches, once
+        assert batch["trans"].shape == (dataset.batch_size, 3, 3)
+
+
+def test_loader_shuffle_is_refused(tree):
+    with pytest.raises(ValueError, match=r"IterableLoader\(shuffle=True\): the order of an epoch is the dataset's; give shuffle=True"):
+        IterableLoader(amass(tree), batch_size=4, shuffle=True)
+    assert len(IterableLoader(amass(tree), batch_size=4, shuffle=False)) == -(-CLIPS // 4)
+
+
+@pytest.mark.parametrize("kind", ["amass", "packed"])
+@pytest.mark.parametrize("workers", [0, 1, 2, 3])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_full_batches_whatever_the_workers(tree, store, kind, workers, drop_last):
+    loader = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=8, num_workers=workers, drop_last=drop_last)
+    sizes = [len(b["trans"]) for b in loader]
+    assert sizes == [8] * (CLIPS // 8) + ([] if drop_last else [CLIPS % 8])    # only the epoch's last batch is partial
+    assert len(loader) == len(sizes)
+
+
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_full_batches_on_every_rank(tree, workers):
+    per_rank = CLIPS // 2
+    for rank in (0, 1):
+        loader = IterableLoader(amass(tree, shuffle=True, rank=rank, world_size=2), batch_size=8, num_workers=workers, drop_last=True)
+        sizes = [len(b["trans"]) for b in loader]
+        assert sizes == [8] * (per_rank // 8) and len(loader) == len(sizes)
+
+
+@pytest.mark.parametrize("kind", ["amass", "packed"])
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_plain_dataloader_over_batch_mode_is_exact(tree, store, kind, workers):
+    dataset = make(kind, tree, store, batch_size=7, drop_last=True, shuffle=True)
+    loader = tudata.DataLoader(dataset, batch_size=None, num_workers=workers)
+    sizes = [len(b["trans"]) for b in loader]
+    assert sizes == [7] * (CLIPS // 7) and len(loader) == len(dataset) == len(sizes)
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2, 3])
+def test_plain_dataloader_batching_clips_does_what_the_chapter_says(tree, workers):
+    "A plain DataLoader batches each worker's share itself (it cannot tell the dataset its batch size): the engine chapter's count."
+    dataset = amass(tree)
+    for drop_last in (False, True):
+        yielded = [len(b["trans"]) for b in tudata.DataLoader(dataset, batch_size=7, num_workers=workers, drop_last=drop_last)]
+        assert len(yielded) == int(batch_count(dataset.worker_clips(max(1, workers)), 7, drop_last).sum())
+        assert sum(yielded) == (sum(batch_count(dataset.worker_clips(max(1, workers)), 7, True)) * 7 if drop_last else CLIPS)
+
+
+@pytest.mark.parametrize("kind", ["amass", "packed"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_fast_path_same_clips_order_and_cuts(tree, store, kind, workers):
+    "IterableLoader(dataset, batch_size=B) gathers whole batches as batch mode does, and both hold the clip-by-clip path's clips in its order."
+    gathered = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=6, num_workers=workers)
+    assert gathered.gathered and gathered.batch_size == 6
+    batch_mode = IterableLoader(make(kind, tree, store, shuffle=True, batch_size=6), batch_size=None, num_workers=workers)
+    by_clips = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=6, num_workers=workers, collate_fn=tudata.default_collate)
+    assert not by_clips.gathered
+    epochs = [[clip_ids(b) for b in loader] for loader in (gathered, batch_mode, by_clips)]
+    assert epochs[0] == epochs[1] and len(gathered) == len(batch_mode) == len(by_clips) == len(epochs[0])
+    if kind == "packed" and workers:      # packed workers send several batches at once: the same batches, taken a group at a time
+        assert sorted(epochs[0]) == sorted(epochs[2])
+    else: assert epochs[0] == epochs[2]
+    first = next(iter(gathered))
+    assert {k: v.dtype for k, v in first.items()} == {"trans": torch.float32, "gender": torch.int64}
+
+
+@pytest.mark.parametrize("kind", ["amass", "packed"])
+@pytest.mark.parametrize("collate", [None, tudata.default_collate])
+def test_drop_last_loader_resumes_exactly(tree, store, kind, collate):
+    def loader():
+        made = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=7, num_workers=2, drop_last=True, collate_fn=collate)
+        made.set_epoch(3)
+        return made
+    whole = check_resumes(loader)
+    assert len(whole) == CLIPS // 7
+
+
+# --- point 3: copies follow epochs ---
+
+def _epochs(loader, n=2):
+    return [[clip_ids(b) for b in loader] for _ in range(n)]
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("context", [None, "spawn"])
+def test_copies_follow_epochs(tree, how, context):
+    original = amass(tree, shuffle=True, seed=5)
+    copied = copy.deepcopy(original) if how == "deepcopy" else pickle.loads(pickle.dumps(original))
+    expected = _epochs(IterableLoader(original, batch_size=4, num_workers=2))
+    assert expected[0] != expected[1]
+    loader = IterableLoader(copied, batch_size=4, num_workers=2, persistent_workers=True, multiprocessing_context=context)
+    assert _epochs(loader) == expected
+    copied.set_epoch(7)                           # a copy's epochs are its own
+    assert original.epoch == 1 and copied.epoch == 7
+
+
+def test_plain_dataloader_persistent_workers_follow_set_epoch(tree):
+    def epochs(dataset, **kwargs):
+        loader, out = tudata.DataLoader(dataset, batch_size=4, num_workers=2, **kwargs), []
+        for epoch in (0, 1):
+            dataset.set_epoch(epoch)
+            out.append([clip_ids(b) for b in loader])
+        return out
+    expected = epochs(amass(tree, shuffle=True, seed=5))
+    assert expected[0] != expected[1]
+    assert epochs(copy.deepcopy(amass(tree, shuffle=True, seed=5)), persistent_workers=True) == expected
+
+
+def clip_ids_of(clip):
+    return int(clip["trans"][0, 0]), int(clip["trans"][0, 1])
+
+
+# --- point 4: arguments checked where given ---
+
+@pytest.mark.parametrize("bad", [-120, 0, float("nan"), float("inf"), "fast", None])
+def test_fps_overrides_refused(tree, store, bad):
+    for build in (lambda: amass(tree, fps_overrides={"DS": bad}), lambda: packed(store, fps_overrides={"DS": bad})):
+        with pytest.raises(ValueError, match=r"fps_overrides\['DS'\] must be a finite number > 0, got"):
+            build()
+
+
+def test_names_as_one_string(tree, store):
+    one = AMASS(tree, 3, keep=1.0, data_keys="trans", subdatasets="DS", progress=False)
+    assert one.data_keys == ("trans",) and set(next(iter(one))) == {"trans"}
+    assert PackedAMASS(store, 3, keep=1.0, data_keys="trans").data_keys == ("trans",)
+    for build in (lambda: AMASS(tree, 3, data_keys=(), progress=False), lambda: PackedAMASS(store, 3, data_keys=[])):
+        with pytest.raises(ValueError, match="data_keys must be a name or a non-empty list of names"):
+            build()
+    with pytest.raises(ValueError, match="subdatasets must be a name or a non-empty list of names"):
+        AMASS(tree, 3, subdatasets=[], progress=False)
+
+
+def test_huge_shuffle_buffer_is_capped(tree):
+    huge, whole = amass(tree, shuffle=True, shuffle_buffer=5 * 10**8), amass(tree, shuffle=True, shuffle_buffer=CLIPS * 10)
+    assert [clip_ids_of(c) for c in huge] == [clip_ids_of(c) for c in whole]   # as many lanes as sequences, no more
+
+
+@pytest.mark.parametrize("bad", ["DS", None, [1, 2], 7])
+def test_state_with_a_bad_dataset_field(tree, bad):
+    loader = IterableLoader(amass(tree), batch_size=4)
+    state = {**loader.state_dict(), "dataset": bad}
+    with pytest.raises(ValueError, match=r"cannot resume: state\['dataset'\] must be a dict"):
+        loader.load_state_dict(state)
+
+
+@pytest.mark.parametrize("bad", [2**63, -1, 1.5, "2", None])
+def test_epoch_checked_where_given(tree, bad):
+    loader = IterableLoader(amass(tree), batch_size=4)
+    with pytest.raises(ValueError, match="epoch must be an integer in"):
+        loader.set_epoch(bad)
+    with pytest.raises(ValueError, match=r"state\['epoch'\] must be an integer in"):
+        loader.load_state_dict({**loader.state_dict(), "epoch": bad})
+    loader.set_epoch(2**63 - 1)
+    assert len([b for b in loader]) == len(loader)
+
+
+# --- point 6: quiet surprises ---
+
+def test_too_short_sequences_said_once(tree):
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        dataset = AMASS(tree, 30, keep=1.0, progress=False)
+        list(dataset)
+    messages = [str(w.message) for w in said if "too short" in str(w.message)]
+    assert messages == ["7 of 10 sequences are too short for clip_length=30 and give no clip (the longest of them keeps 27 frames "
+                        "with keep=1.0); use a shorter clip_length or a larger keep to read them"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA")
+def test_cuda_refused_when_built(store):
+    with pytest.raises(ValueError, match="device='cuda': this torch cannot use CUDA"):
+        packed(store, batch_size=4, device="cuda")
+
+
+# --- issue 19 point 13: a store truncated under a running loop ---
+
+TRUNCATE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from llamass.packed import PackedAMASS
+    store, batch_size = Path(sys.argv[1]), (int(sys.argv[2]) or None)
+    items = iter(PackedAMASS(store, 3, keep=1.0, data_keys=("trans",), batch_size=batch_size))
+    next(items)
+    with open(store / "trans.npy", "r+b") as f: f.truncate(0)     # what cp does first when it copies over the file
+    for _ in items: pass
+""")
+
+
+@pytest.mark.parametrize("batch_size", [0, 4])
+def test_truncated_store_raises_not_sigbus(store, tmp_path, batch_size):
+    copied = tmp_path / "store"
+    subprocess.run(["cp", "-r", str(store), str(copied)], check=True)
+    done = subprocess.run([sys.executable, "-c", TRUNCATE, str(copied), str(batch_size)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])        # an exception, not a signal (-7: SIGBUS)
+    assert "StoreError" in done.stderr and "trans.npy shrank from" in done.stderr, done.stderr[-2000:]
