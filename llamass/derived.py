@@ -27,11 +27,12 @@ def clip_metadata_keys(item, meta, wanted, options):
     return {k: meta[k] for k in wanted}
 
 def motion_keys(item, meta, wanted, options):
-    "The motion keys `wanted`, by forward kinematics with `options['skeleton']` and contacts by `options['contacts']`."
-    return motion_features(item["poses"], item["trans"], meta["fps"], wanted, options.get("skeleton"), options.get("contacts"))
+    "The motion keys `wanted`: forward kinematics with `options['skeleton']` or each clip's body from `options['body_models']`, contacts by `options['contacts']`."
+    return motion_features(item["poses"], item["trans"], meta["fps"], wanted, options.get("skeleton"), options.get("contacts"),
+                           body_models=options.get("body_models"), betas=item.get("betas"), gender=item.get("gender"))
 
 DERIVED_STAGES = (DerivedStage(METADATA_KEYS, (), clip_metadata_keys),
-                  DerivedStage(MOTION_KEYS, ("poses", "trans"), motion_keys),
+                  DerivedStage(MOTION_KEYS, ("poses", "trans", "betas", "gender"), motion_keys),
                   DerivedStage(("humanml3d",), ("poses", "trans", "betas", "gender"), humanml3d_stage))  # chapter 19
 DERIVED_KEYS = tuple(k for stage in DERIVED_STAGES for k in stage.keys)
 

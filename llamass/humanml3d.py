@@ -8,24 +8,23 @@ __all__ = ['HUMANML3D_JOINTS', 'HUMANML3D_CHAINS', 'HUMANML3D_PARENTS', 'HUMANML
            'FACING_SIGMA', 'FEATURE_GROUPS', 'N_FEATURES', 'Z_UP_TO_HUMANML3D', 'HUMANML3D_NUM_BETAS',
            'HUMANML3D_MODEL_OF', 'retarget', 'face_z', 'smoothing_matrix', 'gaussian_smooth', 'shortest_arcs',
            'quat_to_6d', 'joint_rotations_6d', 'foot_contacts_humanml3d', 'features_from_joints',
-           'joints_from_features', 'mirror_joints', 'feature_stats', 'body_model_file', 'rest_joints',
-           'humanml3d_joints', 'mirror_choice', 'feet_threshold_at', 'humanml3d_stage']
+           'joints_from_features', 'mirror_joints', 'feature_stats', 'rest_joints', 'humanml3d_joints', 'mirror_choice',
+           'feet_threshold_at', 'humanml3d_stage']
 
-# %% ../nbs/19_humanml3d.ipynb #8d607d40
+# %% ../nbs/19_humanml3d.ipynb #5ff0561e
 import warnings
 import zlib
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import roma
 import torch
 
-from .motion import model_of
-from .transforms import Skeleton, fk_rotmat, load_body_model, model_rest_joints
-from .vocabulary import GENDER_CODES, SMPL_BODY_JOINT_NAMES
+from .motion import body_skeleton, clip_rest_joints
+from .transforms import Skeleton, fk_rotmat
+from .vocabulary import SMPL_BODY_JOINT_NAMES, mirrored_joints
 
-# %% ../nbs/19_humanml3d.ipynb #d8e7e2c3
+# %% ../nbs/19_humanml3d.ipynb #ee7c622c
 HUMANML3D_JOINTS = SMPL_BODY_JOINT_NAMES  # its 22 joints: SMPL's body joints 0-21, in SMPL's order
 HUMANML3D_CHAINS = ((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9, 14, 17, 19, 21), (9, 13, 16, 18, 20))
 HUMANML3D_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
@@ -40,7 +39,7 @@ HUMANML3D_BONE_LENGTHS = (  # metres, bone from the parent to each joint, measur
 HUMANML3D_LEG = (5, 8)              # the bones whose summed length sets the root path's scale (right shin and thigh)
 HUMANML3D_FACE = (2, 1, 17, 16)     # right hip, left hip, right shoulder, left shoulder: the facing direction
 HUMANML3D_FEET = (7, 10, 8, 11)     # left ankle, left toes, right ankle, right toes: the four contact columns
-HUMANML3D_MIRROR = (0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20)  # left <-> right
+HUMANML3D_MIRROR = tuple(mirrored_joints(HUMANML3D_JOINTS).tolist())  # each joint's mirror image: left <-> right
 HUMANML3D_FPS = 20                  # its frame rate
 FEET_THRESHOLD = 0.002              # squared metres per 20 fps frame below which a foot joint is in contact
 FACING_SIGMA = 20                   # frames: the Gaussian smoothing of the facing direction of the rotation features
@@ -277,50 +276,23 @@ def feature_stats(features, # an iterable of (..., 263) arrays or tensors (or di
     for start, stop in groups.values(): std[start:stop] = std[start:stop].mean()
     return mean.astype(np.float32), std.astype(np.float32)
 
-# %% ../nbs/19_humanml3d.ipynb #0254ad08
+# %% ../nbs/19_humanml3d.ipynb #34e57b75
 Z_UP_TO_HUMANML3D = ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0))  # (x, y, z) -> (-x, z, y)
 HUMANML3D_NUM_BETAS = 10                                    # the betas HumanML3D gives the body model
 HUMANML3D_MODEL_OF = {"male": "male", "female": "female", "neutral": "female"}   # gender -> model file it used
 _BODY = len(HUMANML3D_PARENTS)
 
-@lru_cache(maxsize=8)
-def _model_joints(path, modified): # a model file, and its modification time (a changed file is read again)
-    "`load_body_model(path)`, read once per file version: a real model file is ~100 MB, its joints a few KB."
-    return load_body_model(path)
-
-def body_model_file(body_models, # folder with `smplh/{male,female,neutral}/model.npz` (AMASS's layout)
-                    gender, # 'male', 'female' or 'neutral'
-                    model="smplh"): # the model family: 'smplh' or 'smplx'
-    "The path of the model file HumanML3D would use for `gender`; FileNotFoundError naming it if missing."
-    path = Path(body_models).expanduser() / model / HUMANML3D_MODEL_OF[gender] / "model.npz"
-    if not path.is_file(): raise FileNotFoundError(f"body model file {path} does not exist (body_models={body_models})")
-    return path
-
-def _per_clip(x, poses):
-    "`x` (per-frame (..., T, k) or per-clip (..., k)) as one value per clip (..., k)."
-    return x[..., 0, :] if x.dim() == poses.dim() else x
-
 def rest_joints(batch, # {'poses', 'betas', 'gender'}: poses (..., T, 156 or 165), betas and gender per frame or per clip
                 body_models=None): # folder of model files (None: the mean SMPL+H body)
-    "(..., 22, 3) rest joint positions of each clip's body: its model file by gender, shaped by its first 10 betas."
+    "(..., 22, 3) rest joint positions of each clip's body: its gender's model file (as HumanML3D chose it), its first 10 betas."
     poses = torch.as_tensor(batch["poses"])
     dtype = poses.dtype if poses.is_floating_point() else torch.float32
-    if body_models is None:
-        warnings.warn("humanml3d_joints: no body_models folder given, every clip gets the mean SMPL+H body "
-                      "(HumanML3D uses each sequence's betas and gender: pass body_models= for its numbers)", stacklevel=3)
-        return torch.as_tensor(Skeleton.smplh_body().rest_joints, dtype=dtype, device=poses.device).expand(*poses.shape[:-2], _BODY, 3)
-    betas = _per_clip(torch.as_tensor(batch["betas"], device=poses.device), poses)[..., :HUMANML3D_NUM_BETAS].double()
-    gender = torch.as_tensor(batch["gender"], device=poses.device)
-    gender = gender[..., 0] if gender.dim() == poses.dim() - 1 else gender
-    rest = torch.zeros(*poses.shape[:-2], _BODY, 3, dtype=torch.float64, device=poses.device)
-    for name, code in GENDER_CODES.items():
-        chosen = gender == code
-        if chosen.any():
-            path = body_model_file(body_models, name, model_of({"poses": poses}))
-            model = _model_joints(str(path), path.stat().st_mtime_ns)
-            shaped = model_rest_joints(model, betas.cpu()).to(poses.device)[..., :_BODY, :]
-            rest = torch.where(chosen[..., None, None], shaped, rest)
-    return rest.to(dtype)
+    if body_models is not None:
+        return clip_rest_joints(poses, batch["betas"], batch["gender"], body_models, _BODY, HUMANML3D_NUM_BETAS, HUMANML3D_MODEL_OF).to(dtype)
+    mean = body_skeleton(poses)                                     # refuses SMPL-X clips
+    warnings.warn("humanml3d_joints: no body_models folder given, every clip gets the mean SMPL+H body "
+                  "(HumanML3D uses each sequence's betas and gender: pass body_models= for its numbers)", stacklevel=3)
+    return torch.as_tensor(mean.rest_joints, dtype=dtype, device=poses.device).expand(*poses.shape[:-2], _BODY, 3)
 
 def humanml3d_joints(batch, # {'poses', 'trans', 'betas', 'gender'} of AMASS clips (..., T, ...), numpy or torch
                      body_models=None): # folder of `smplh/{male,female,neutral}/model.npz` (None: the mean body, with a warning)

@@ -4,16 +4,20 @@
 
 # %% auto #0
 __all__ = ['BODY_JOINTS', 'JOINT_NAMES', 'REFLECT_ROTVEC', 'REFLECT_POINT', 'FOOT_JOINTS', 'UP_AXES', 'FORWARD', 'Z_UP_TO_Y_UP',
-           'FOOT_HEIGHT', 'FOOT_SPEED', 'MOTION_KEYS', 'mirror_order', 'mirror_rotvecs', 'mirror_points',
-           'mirror_trans', 'model_of', 'mirror', 'mirror_where', 'heading', 'about_up', 'canonical_frame',
-           'move_points', 'move_body', 'canonicalize', 'joint_velocities', 'foot_contacts', 'motion_features']
+           'FOOT_HEIGHT', 'FOOT_SPEED', 'FOOT_CONTACT_RULES', 'MOTION_KEYS', 'MODEL_FILES', 'SMPL_PARENTS_22',
+           'mirror_order', 'mirror_rotvecs', 'mirror_points', 'mirror_trans', 'model_of', 'mirror', 'mirror_where',
+           'heading', 'about_up', 'canonical_frame', 'move_points', 'move_body', 'canonicalize', 'joint_velocities',
+           'foot_contacts', 'body_model_file', 'clip_rest_joints', 'body_skeleton', 'motion_features']
 
 # %% ../nbs/18_motion.ipynb #5b543d12
+from functools import lru_cache
+from pathlib import Path
+
 import roma
 import torch
 
-from .transforms import joint_positions
-from .vocabulary import MODEL_WIDTHS, POSE_SLICES, SMPL_BODY_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, mirrored_joints
+from .transforms import Skeleton, joint_positions, load_body_model, model_rest_joints
+from .vocabulary import GENDER_CODES, MODEL_WIDTHS, POSE_SLICES, SMPL_BODY_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES, mirrored_joints
 
 # %% ../nbs/18_motion.ipynb #79ab95a7
 BODY_JOINTS = SMPL_BODY_JOINT_NAMES  # joints 0-21, the same in SMPL+H and SMPL-X
@@ -112,9 +116,11 @@ def _check_up(up):
 
 def heading(rotmat, # root orientations as rotation matrices (..., 3, 3)
             up="z"): # the world's up axis
-    "Angle (radians) about the up axis from the canonical forward direction to the body's forward (+z) axis."
+    "Angle (radians) about the up axis from the canonical forward direction to the body's `left × up` (HuMoR's rule)."
     forward, (lateral, sign) = FORWARD[_check_up(up)][0], FORWARD[up][1:]
-    facing = rotmat[..., :, 2]
+    world_up = torch.zeros(3, dtype=rotmat.dtype, device=rotmat.device)
+    world_up[UP_AXES[up]] = 1.0
+    facing = torch.cross(rotmat[..., :, 0], world_up.expand_as(rotmat[..., :, 0]), dim=-1)
     return torch.atan2(sign * facing[..., lateral], facing[..., forward])
 
 def about_up(angle, up="z"):
@@ -182,25 +188,53 @@ def canonicalize(batch, # a dict of tensors with trans and root_orient or poses 
 # %% ../nbs/18_motion.ipynb #a25665f8
 FOOT_HEIGHT = (0.12, 0.06, 0.12, 0.06)  # metres above the floor: ankle joints, toe joints (left ankle, left toes, right ...)
 FOOT_SPEED = 0.3                       # metres per second
+FOOT_CONTACT_RULES = {  # rule: (height per foot joint or None for no height test, speed in m/s, differences)
+    "llamass": (FOOT_HEIGHT, FOOT_SPEED, "central"),
+    "humanml3d": (None, 0.002 ** 0.5 * 20, "forward"),           # squared displacement < 0.002 per 20 fps frame
+    "humor": ((0.08, 0.04, 0.08, 0.04), 0.005 * 30, "forward"),  # displacement < 5 mm per 30 fps frame
+}
+
+def _per_second(fps, like):
+    "Frame rate(s) as a tensor broadcastable to (..., T, J, 3)."
+    fps = torch.as_tensor(fps, dtype=like.dtype, device=like.device)
+    return fps.reshape(*fps.shape, 1, 1, 1)
 
 def joint_velocities(joints, # joint positions (..., T, J, 3)
-                     fps): # frame rate: a number or one per clip (...)
-    "Joint velocities (..., T, J, 3) per second: central differences, one-sided at the first and last frames."
+                     fps, # frame rate: a number or one per clip (...)
+                     mask=None): # (..., T) True on real frames of a padded batch (None: every frame is real)
+    "Joint velocities (..., T, J, 3) per second: central differences, one-sided at each clip's first and last real frames."
     joints = _float(joints)
     if joints.shape[-3] < 2: return torch.zeros_like(joints)
     step = joints.diff(dim=-3)
-    velocities = torch.cat([step[..., :1, :, :], (step[..., 1:, :, :] + step[..., :-1, :, :]) / 2, step[..., -1:, :, :]], -3)
-    fps = torch.as_tensor(fps, dtype=joints.dtype, device=joints.device)
-    return velocities * fps.reshape(*fps.shape, 1, 1, 1)
+    if mask is None:
+        velocities = torch.cat([step[..., :1, :, :], (step[..., 1:, :, :] + step[..., :-1, :, :]) / 2, step[..., -1:, :, :]], -3)
+        return velocities * _per_second(fps, joints)
+    real = torch.as_tensor(mask, dtype=torch.bool, device=joints.device)[..., None, None]
+    ahead = torch.cat([step, torch.zeros_like(step[..., :1, :, :])], -3)       # x[t+1] - x[t]
+    behind = torch.cat([torch.zeros_like(step[..., :1, :, :]), step], -3)      # x[t] - x[t-1]
+    has_ahead = real & torch.cat([real[..., 1:, :, :], torch.zeros_like(real[..., :1, :, :])], -3)
+    has_behind = real & torch.cat([torch.zeros_like(real[..., :1, :, :]), real[..., :-1, :, :]], -3)
+    count = (has_ahead.to(joints.dtype) + has_behind.to(joints.dtype)).clamp_min(1)
+    velocities = (torch.where(has_ahead, ahead, 0) + torch.where(has_behind, behind, 0)) / count
+    return velocities * _per_second(fps, joints)
+
+def _forward_speeds(points, fps):
+    "Speeds (..., T, K) by forward differences per second; the last frame repeats the one before."
+    step = points.diff(dim=-3).norm(dim=-1)
+    return torch.cat([step, step[..., -1:, :]], -2) * _per_second(fps, points)[..., 0]
 
 def foot_contacts(joints, # joint positions (..., T, J, 3) in SMPL+H or SMPL-X order
                   fps, # frame rate: a number or one per clip (...)
-                  *, height=FOOT_HEIGHT, # below this height above the floor (one number, or one per foot joint)
-                  speed=FOOT_SPEED, # and slower than this (one number, or one per foot joint)
+                  *, rule="llamass", # the definition: a key of FOOT_CONTACT_RULES ('llamass', 'humanml3d', 'humor')
+                  height=None, # below this height above the floor (one number, or one per foot joint; None: the rule's)
+                  speed=None, # and slower than this, m/s (one number, or one per foot joint; None: the rule's)
                   up="z", # the up axis
                   floor=0.0, # the floor's height, or 'lowest': each clip's lowest foot joint
                   feet=FOOT_JOINTS): # the foot joints, by name
-    "Boolean (..., T, len(feet)): which foot joints touch the floor, low and slow enough, in each frame."
+    "Boolean (..., T, len(feet)): which foot joints touch the floor (slow enough, and low enough if the rule tests height)."
+    if rule not in FOOT_CONTACT_RULES: raise ValueError(f"rule must be one of {list(FOOT_CONTACT_RULES)}, got {rule!r}")
+    rule_height, rule_speed, differences = FOOT_CONTACT_RULES[rule]
+    height, speed = rule_height if height is None else height, rule_speed if speed is None else speed
     joints = _float(joints)
     foot = joints[..., [BODY_JOINTS.index(f) for f in feet], :]
     above = foot[..., UP_AXES[_check_up(up)]]
@@ -208,20 +242,77 @@ def foot_contacts(joints, # joint positions (..., T, J, 3) in SMPL+H or SMPL-X o
         if floor != "lowest": raise ValueError(f"floor must be a number or 'lowest', got {floor!r}")
         above = above - above.amin(dim=(-2, -1), keepdim=True)
     else: above = above - floor
-    slow = joint_velocities(foot, fps).norm(dim=-1) < joints.new_tensor(speed)
-    return (above < joints.new_tensor(height)) & slow
+    speeds = joint_velocities(foot, fps).norm(dim=-1) if differences == "central" or foot.shape[-3] < 2 else _forward_speeds(foot, fps)
+    slow = speeds < joints.new_tensor(speed)
+    return slow if height is None else (above < joints.new_tensor(height)) & slow
 
 # %% ../nbs/18_motion.ipynb #89d0b8e2
 MOTION_KEYS = ("joints", "joint_velocities", "foot_contacts")
+MODEL_FILES = {"male": "male", "female": "female", "neutral": "neutral"}   # gender -> model file (llamass: its own)
+
+def body_model_file(body_models, # folder with `<model>/<gender>/model.npz` (AMASS's layout)
+                    gender, # 'male', 'female' or 'neutral'
+                    model="smplh", # 'smplh' or 'smplx'
+                    files=MODEL_FILES): # gender -> which gender's file to use
+    "The model file for `gender`; FileNotFoundError naming it if missing."
+    path = Path(body_models).expanduser() / model / files[gender] / "model.npz"
+    if not path.is_file(): raise FileNotFoundError(f"body model file {path} does not exist (body_models={body_models})")
+    return path
+
+@lru_cache(maxsize=8)
+def _model_joints(path, modified): # a model file, and its modification time (a changed file is read again)
+    "`load_body_model(path)`, read once per file version: a real model file is ~100 MB, its joints a few KB."
+    return load_body_model(path)
+
+def clip_rest_joints(poses, # (..., T, 156 or 165): the clips' poses (for the model family, the shape and the device)
+                     betas, # (..., B) or per frame (..., T, B)
+                     gender, # (...,) or per frame (..., T): gender codes
+                     body_models, # folder of model files
+                     n_joints=22, # the first joints to keep
+                     n_betas=None, # use only the first betas (None: all)
+                     files=MODEL_FILES): # gender -> which gender's file to use
+    "(..., n_joints, 3) float64 rest joints of each clip's own body: its model family and gender's file, its betas."
+    poses = torch.as_tensor(poses)
+    betas = torch.as_tensor(betas)
+    betas = (betas[..., 0, :] if betas.dim() == poses.dim() else betas)[..., :n_betas].double()
+    gender = torch.as_tensor(gender, device=poses.device)
+    gender = gender[..., 0] if gender.dim() == poses.dim() - 1 else gender
+    rest = torch.zeros(*poses.shape[:-2], n_joints, 3, dtype=torch.float64, device=poses.device)
+    for name, code in GENDER_CODES.items():
+        chosen = gender == code
+        if chosen.any():
+            path = body_model_file(body_models, name, model_of({"poses": poses}), files)
+            shaped = model_rest_joints(_model_joints(str(path), path.stat().st_mtime_ns), betas.cpu()).to(poses.device)
+            rest = torch.where(chosen[..., None, None], shaped[..., :n_joints, :], rest)
+    return rest
+
+def body_skeleton(poses, # (..., T, 156 or 165)
+                  betas=None, gender=None, # each clip's shape and gender (for body_models)
+                  body_models=None): # folder of model files (None: the SMPL+H mean body, SMPL+H clips only)
+    "The skeleton of joints 0-21 of each clip: its own body from `body_models`, else SMPL+H's mean body (ValueError for SMPL-X)."
+    if body_models is not None:
+        return Skeleton(SMPL_PARENTS_22, clip_rest_joints(poses, betas, gender, body_models)[..., None, :, :])
+    if model_of({"poses": poses}) == "smplx":
+        raise ValueError("SMPL-X clips need their own body model's skeleton: pass body_models= (a folder with "
+                         "smplx/{male,female,neutral}/model.npz) or skeleton=; SMPL+H's mean body puts their joints ~13 cm off")
+    return Skeleton.smplh_body()
+
+SMPL_PARENTS_22 = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)  # joints 0-21
 
 def motion_features(poses,               # angle-axis poses (..., T, J*3)
                     trans,               # root translations (..., T, 3)
                     fps,                 # frame rate: a number or one per clip (...)
                     keys=MOTION_KEYS,    # which of `MOTION_KEYS` to compute
-                    skeleton=None,       # a `llamass.transforms.Skeleton` (None: the SMPL+H mean body's)
-                    contacts=None):      # keyword arguments of `foot_contacts` (height, speed, up, floor)
+                    skeleton=None,       # a `llamass.transforms.Skeleton` (None: from `body_models`, see `body_skeleton`)
+                    contacts=None,       # keyword arguments of `foot_contacts` (rule, height, speed, up, floor)
+                    *, body_models=None, # folder of model files: each clip's own skeleton (with `betas`, `gender`)
+                    betas=None,          # (..., B) or per frame: each clip's shape, for `body_models`
+                    gender=None):        # (...,) or per frame: each clip's gender code, for `body_models`
     "{key: tensor} of the motion keys `keys` of clips: `joints` (..., T, 22, 3), `joint_velocities` likewise, `foot_contacts` (..., T, 4)."
-    joints = joint_positions(torch.as_tensor(poses, dtype=torch.float32), skeleton, torch.as_tensor(trans, dtype=torch.float32))
+    poses = torch.as_tensor(poses, dtype=torch.float32)
+    skeleton = skeleton or body_skeleton(poses, betas, gender, body_models)
+    if skeleton.rest_joints.dim() > 2: skeleton = Skeleton(skeleton.parents, skeleton.rest_joints.to(poses))
+    joints = joint_positions(poses, skeleton, torch.as_tensor(trans, dtype=torch.float32, device=poses.device))
     found = {"joints": joints}
     if "joint_velocities" in keys: found["joint_velocities"] = joint_velocities(joints, fps)
     if "foot_contacts" in keys: found["foot_contacts"] = foot_contacts(joints, fps, **(contacts or {}))
