@@ -112,8 +112,11 @@ def test_amass_info_rows_are_subdatasets_on_a_split_tree(trees):
     plain, split = trees
     reports = [json.loads(run(amass_info, [str(root), "--json", "-q"])[1]) for root in (plain, split)]
     assert [r["subdataset"] for r in reports[1]["subdatasets"]] == ["CMU", "HumanEva", "SSM_synced"]
-    assert [r["splits"] for r in reports[1]["subdatasets"]] == [["train"], ["val"], ["test"]]
-    assert [{k: v for k, v in r.items() if k != "splits"} for r in reports[1]["subdatasets"]] == reports[0]["subdatasets"]
+    assert reports[1]["subdatasets"] == reports[0]["subdatasets"] and reports[1]["total"] == reports[0]["total"]
+    assert reports[1]["splits"] == {"test": ["SSM_synced"], "train": ["CMU"], "val": ["HumanEva"]} and "splits" not in reports[0]
+    tables = [run(amass_info, [str(root)]) for root in (plain, split)]
+    assert tables[1][1] == tables[0][1]                                 # the same table, row for row
+    assert "split by amass_split_dirs: test: SSM_synced; train: CMU; val: HumanEva" in tables[1][2]
 
 
 def test_a_store_of_a_split_tree_records_the_unsplit_identity(trees, tmp_path):
