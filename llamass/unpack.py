@@ -7,7 +7,7 @@ __all__ = ['hashes', 'UNPACK_RECORD', 'SPLIT_JOURNAL', 'LEFTOVER_MARKER', 'MAX_N
            'MAX_END_PADDING', 'ARCHIVE_SUFFIXES', 'unpack_body_models', 'INTERRUPTED', 'open_regular', 'md5_file',
            'md5_dir', 'is_utf8', 'is_llamass_name', 'check_folder_name', 'UnpackError', 'archive_suffix',
            'archive_paths', 'expected_checksums', 'check_checksum_entry', 'load_checksums', 'StrictBzip2Reader',
-           'decompressed_stream', 'ends_like_bzip2', 'member_parts', 'shown', 'member_problem', 'RefusedMember',
+           'decompressed_stream', 'bzip2_problem', 'member_parts', 'shown', 'member_problem', 'RefusedMember',
            'free_bytes', 'Interrupted', 'TarReader', 'pax_records', 'tar_members', 'uses_parallel_bzip2',
            'usable_cores', 'extract_archive', 'read_split_journal', 'OutputFolder', 'remove_tree', 'make_own_folder',
            'is_own_leftover', 'recover', 'is_verified', 'unpacked_unchanged', 'stage_archive', 'finish_archive',
@@ -226,12 +226,15 @@ def decompressed_stream(raw, suffix):
 
 _BZIP2_END = 0x177245385090   # the 48 bits that end a bzip2 stream, followed by a 32-bit CRC and padding to a byte
 
-def ends_like_bzip2(path):
-    "True when the file at `path` ends where a bzip2 stream ends (not cut inside one, nothing appended after it)."
+def bzip2_problem(path):
+    "Why the file at `path` cannot be a whole bzip2 file (not one; cut inside a stream; bytes after the last), or None."
     with open(path, "rb") as f:
+        if f.read(3) != b"BZh": return "it is not a bzip2 file"
         f.seek(max(0, os.fstat(f.fileno()).st_size - 11))
         tail = int.from_bytes(f.read(11), "big")
-    return any((tail >> (32 + pad)) & (2**48 - 1) == _BZIP2_END for pad in range(8))
+    if not any((tail >> (32 + pad)) & (2**48 - 1) == _BZIP2_END for pad in range(8)):
+        return "it does not end where a bzip2 stream ends (cut short, or with bytes appended)"
+    return None
 
 # %% ../nbs/01_unpack.ipynb #81d8cfaa
 _KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a character device",
@@ -477,14 +480,21 @@ def _extract_members(tar, dest, progress):
         progress()
     return counts
 
+def _check_readable(archive):
+    "Raise `UnpackError` unless `archive` can be read and, if it is bzip2, is one whole bzip2 file."
+    try:
+        with open(archive, "rb"): pass
+        problem = bzip2_problem(archive) if archive_suffix(archive) in (".tar.bz2", ".tbz2") else None
+    except OSError as e: raise UnpackError(f"cannot read it ({e.strerror or e})") from None
+    if problem: raise UnpackError(f"truncated or corrupt archive: {problem}")
+
 def extract_archive(archive, dest, bar=None, threads=1, *,
                     cancel=None):   # a `threading.Event` that stops the extraction (`Interrupted`) when set
     "Stream-extract `archive` into folder `dest` (regular files and folders only), reading it to its end; return (files, bytes)."
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        if archive_suffix(archive) in (".tar.bz2", ".tbz2") and not ends_like_bzip2(archive):
-            raise UnpackError("truncated or corrupt archive: it does not end where a bzip2 stream ends (cut short, or with bytes appended)")
+        _check_readable(archive)
         with open(archive, "rb") as raw:
             stream, progress = _open_tar_bytes(archive, raw, bar, threads)
             with stream: counts = _extract_members(TarReader(stream, cancel), dest, progress)

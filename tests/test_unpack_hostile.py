@@ -134,6 +134,9 @@ def joined_and_padded():
             "padded.tar.bz2": (bz2.compress(whole) + b"\0" * 100, "does not end where a bzip2 stream ends"),
             "junk.tar.bz2": (bz2.compress(whole) + b"BZh9 not a stream", "does not end where a bzip2 stream ends"),
             "padded.tar.gz": (gzip.compress(whole) + b"junk", "truncated or corrupt archive"),
+            "plain.tar.bz2": (whole, "it is not a bzip2 file"),
+            "empty.tar.bz2": (b"", "it is not a bzip2 file"),
+            "empty.tar": (b"", "it ends before its first member"),
             "lone.tar": (whole[:members_end(whole)] + bytes(512), "ends inside the end-of-archive blocks")}
 
 
@@ -156,6 +159,14 @@ def test_zeros_after_the_end_are_bounded(tmp_path):
     with pytest.raises(UnpackError, match="more than 67,108,864 bytes of zeros after the end"):
         unpack_archives(tars, tmp_path / "bomb", progress=False)
     assert only_lock(tmp_path / "bomb")
+
+
+def test_an_unreadable_archive_is_one_line(tmp_path, capsys):
+    tars = tars_with(tmp_path, "locked.tar.bz2", bz2.compress(tar_bytes(NINE)))
+    (tars / "locked.tar.bz2").chmod(0)
+    if os.access(tars / "locked.tar.bz2", os.R_OK): pytest.skip("this user reads any file (root)")
+    status, _, err = run_here(capsys, "fast_amass_unpack", "-q", tars, tmp_path / "dst")
+    assert status == 1 and one_line(err) and "locked.tar.bz2: cannot read it (Permission denied)" in err
 
 
 def test_parallel_decoder_prints_nothing_of_its_own(tmp_path):
