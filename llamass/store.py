@@ -437,6 +437,7 @@ def _clear_leftovers(dst):
     "Remove the hidden partial and old folders that a killed run left beside `dst`: those holding amass_pack's mark, no others."
     for leftover in sorted(dst.parent.glob(f".{glob.escape(dst.name)}.*")):
         if leftover.name.endswith((".partial", ".old")) and _is_marked(leftover, dst): shutil.rmtree(leftover)
+    if _is_marked(dst, dst) and _ours(dst): (dst / LEFTOVER_MARK).unlink()   # killed after marking the store, before moving it aside
 
 def _write_and_swap(index, keys, widths, dst, n_jobs, progress, allow_nonfinite=False):
     "Write the store into a hidden partial folder and swap it in at `dst`; on any failure remove it and re-raise (OSError as one line)."

@@ -139,3 +139,12 @@ def test_members_compressed_other_than_numpy_does_are_refused_when_indexed(tmp_p
         warnings.simplefilter("always")
         assert len(index_sequences(tmp_path / "src", strict=False, progress=False)) == 1          # skipped, with a warning
     assert any("odd_poses.npz: member" in str(w.message) for w in caught)
+
+
+def test_a_kill_between_marking_the_old_store_and_moving_it_aside(tree, tmp_path):
+    "--force marks the old store, then renames it aside: killed in between, the next run finds its store, mark removed."
+    amass_pack(tree, tmp_path / "store", progress=False)
+    (tmp_path / "store" / LEFTOVER_MARK).write_text(json.dumps({"made_by": "amass_pack", "store": "store"}))
+    status, out, _ = run_pack([str(tree), str(tmp_path / "store")])
+    assert status == 0 and "already packed" in out
+    assert not (tmp_path / "store" / LEFTOVER_MARK).exists() and open_store(tmp_path / "store").manifest["n_sequences"] == 3
