@@ -51,3 +51,14 @@ def test_bad_archive_among_good_ones(tmp_path, n_jobs):
     message = str(error.value)
     assert "bad.tar.bz2: truncated or corrupt archive" in message and f"good.tar.bz2: checksum mismatch for CMU/: expected {'0' * 32}" in message
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".llamass.lock"]   # nothing half-unpacked, no .hash
+
+
+def test_parallel_decoder_on_a_multi_stream_archive(tmp_path):
+    """pbzip2 and lbzip2 write one bzip2 stream per chunk of the tar: both decoders read on through every stream."""
+    import bz2
+    write_tree(tmp_path / "src", {f"Multi/s/{i}_poses.npz": synthetic_sequence(50, i, decimals=15) for i in range(4)})
+    tar = bz2.decompress(tar_bz2_bytes(tmp_path / "src", ["Multi"]))
+    third = len(tar) // 3
+    (tmp_path / "Multi.tar.bz2").write_bytes(b"".join(bz2.compress(tar[k * third:(k + 1) * third if k < 2 else None]) for k in range(3)))
+    stdlib, parallel = trees_by_both_paths(tmp_path / "Multi.tar.bz2", tmp_path)
+    assert stdlib == parallel == {"Multi": md5_dir(tmp_path / "src" / "Multi")}
