@@ -150,6 +150,15 @@ def _split_folders(amass_loc):
     try: return split_folders(amass_loc)
     except ValueError as e: raise SplitError(str(e)) from None
 
+def _check_split_names(amass_loc, table):
+    "`SplitError` when a split of `table` is named like a folder of `amass_loc` that is a sub-dataset, not a split folder."
+    for split in table:
+        folder = amass_loc/split
+        if split in _split_folders(amass_loc) or folder.is_symlink() or not folder.is_dir(): continue
+        others = [p.name for p in folder.iterdir() if not p.name.startswith(".") and split_of(table, p.name) != split]
+        if others: raise SplitError(f"split {split!r} is named like the sub-dataset folder {folder} (it holds {', '.join(sorted(others)[:3])}); "
+                                    "name the split differently")
+
 def subdataset_dirs(amass_loc, splits):
     "Names of the sub-dataset folders directly in `amass_loc` (real folders: not links, not hidden, not split folders)."
     journal = read_split_journal(Path(amass_loc)/JOURNAL, SplitError) or {"created": []}
@@ -175,6 +184,8 @@ def resolve_subdatasets(root, subdatasets=None, split=None, splits="amass"):
                              f"than the one asked for ({_describe(table)}); ask for that table, or run amass_split_dirs --undo")
         left = subdataset_dirs(root, table)
         if left: warn(f"{root}: {', '.join(left)} are not in its split folders (unpacked after the split?); run amass_split_dirs again to place them")
+    try: _check_split_names(root, table)
+    except SplitError as e: raise ValueError(str(e)) from None
     if (root/split).is_dir() and not (root/split).is_symlink(): return root/split, None   # moved there by amass_split_dirs
     present = subdataset_dirs(root, table)
     chosen = resolve_splits(table, present)[0][split]
@@ -195,15 +206,6 @@ def _write_json_atomic(path, data):
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise SplitError(f"cannot write the split journal {path}: {e.strerror or e}; nothing was moved") from None
-
-def _check_split_names(amass_loc, table):
-    "`SplitError` when a split of `table` is named like a folder of `amass_loc` that is a sub-dataset, not a split folder."
-    for split in table:
-        folder = amass_loc/split
-        if split in _split_folders(amass_loc) or folder.is_symlink() or not folder.is_dir(): continue
-        others = [p.name for p in folder.iterdir() if not p.name.startswith(".") and split_of(table, p.name) != split]
-        if others: raise SplitError(f"split {split!r} is named like the sub-dataset folder {folder} (it holds {', '.join(sorted(others)[:3])}); "
-                                    "name the split differently")
 
 def plan_moves(amass_loc, splits):
     "The moves that put the sub-datasets now at the top of `amass_loc` into split folders; warns (one line each) about what it leaves."

@@ -191,6 +191,8 @@ def test_a_split_named_like_a_subdataset_folder_of_the_tree_is_refused(sample_ro
     with pytest.raises(SplitError, match=r"split 'holdout' is named like the sub-dataset folder .*holdout \(it holds x\)"):
         move_dirs_into_splits(root, {"holdout": ["HumanEva"], "train": ["*"]})
     assert (root / "HumanEva").is_dir() and not (root / SPLIT_JOURNAL).exists()
+    with pytest.raises(ValueError, match=r"split 'holdout' is named like the sub-dataset folder"):   # reading it as a split: the same
+        AMASS(root, 32, split="holdout", splits={"holdout": ["HumanEva"], "train": ["*"]}, progress=False)
 
 
 def test_the_presets_are_consistent():
