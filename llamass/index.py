@@ -7,10 +7,10 @@ __all__ = ['NPY_MAGIC', 'MAX_HEADER_SIZE', 'MAX_DEFLATE_RATIO', 'NpyMember', 'NU
            'PER_SEQUENCE_ARRAYS', 'FRAME_RATE_KEYS', 'TEXT_KEYS', 'REAL_KINDS', 'CHECKED_KEYS', 'SPLITS_004',
            'AMASSFileError', 'is_sequence_file', 'is_packed_store', 'walk_sequences', 'npz_paths', 'parse_npy_header',
            'read_npy_header', 'compression_problem', 'npy_member', 'npz_keys', 'member_of', 'array_problem',
-           'text_value', 'frame_rate', 'gender_code', 'model_type', 'open_regular', 'tree_parts', 'subdataset_of',
-           'file_errors', 'sequence_info', 'read_npz', 'split_folders', 'SequenceIndex', 'check_subdataset_names',
-           'index_sequences', 'width_check', 'npz_len', 'npz_lens', 'save_lens', 'load_lens', 'npz_bytes',
-           'check_models']
+           'text_value', 'frame_rate', 'gender_code', 'model_type', 'open_regular', 'split_of_path', 'tree_parts',
+           'subdataset_of', 'file_errors', 'sequence_info', 'read_npz', 'split_folders', 'SequenceIndex',
+           'check_subdataset_names', 'index_sequences', 'width_check', 'npz_len', 'npz_lens', 'save_lens', 'load_lens',
+           'npz_bytes', 'check_models']
 
 # %% ../nbs/02_index.ipynb #9c1c9c82
 import contextlib
@@ -312,10 +312,15 @@ def _checked_info(path, members, values):
     return n_frames, (rates[0] if rates else None), model_type(surface_model, poses.shape[1], path)
 
 # %% ../nbs/02_index.ipynb #1b3dc0e1
+def split_of_path(path, root, splits=()):
+    "The split folder (one of `splits`) that `path` lies in below `root`, or '' for none."
+    parts = Path(path).relative_to(root).parts
+    return parts[0] if len(parts) > 1 and parts[0] in splits else ""
+
 def tree_parts(path, root, splits=()):
     "The parts of `path` below `root` as the unsplit tree names them: without the split folder (one of `splits`) it lies in."
     parts = Path(path).relative_to(root).parts
-    return parts[1:] if len(parts) > 1 and parts[0] in splits else parts
+    return parts[1:] if split_of_path(path, root, splits) else parts
 
 def subdataset_of(path, root, splits=()):
     "The sub-dataset of `path`: its first folder below `root` (and below a split folder of `splits`), or '' for a file at the top."
@@ -403,7 +408,7 @@ class SequenceIndex:
 
     def split_names(self):
         "The split folder each sequence lies in ('' for one outside any: every sequence of an unsplit tree)."
-        return tuple(p.relative_to(self.root).parts[0] if s != r else "" for p, s, r in zip(self.paths, self.stored_paths(), self.relative_paths()))
+        return tuple(split_of_path(p, self.root, self.split_folders) for p in self.paths)
 
     def rows(self):
         "The `[subdataset, md5, n_frames]` rows of the original `npz_file_lens.json.gz` format."
@@ -426,7 +431,7 @@ def _in_subdatasets(paths, problems, root, subdatasets, splits=()):
     "The paths and walk problems below the named `subdatasets` of `root` (all when None), sub-datasets in split folders too."
     subdatasets = check_subdataset_names(subdatasets)
     if subdatasets is None: return paths, problems
-    top = lambda p: tree_parts(p, root, splits)[0]
+    top = lambda p: (tree_parts(p, root, splits) or ("",))[0]   # '' for the root itself (a root that cannot be listed)
     present = {subdataset_of(p, root, splits) for p in paths} | {top(p) for p, _ in problems}
     missing = sorted(set(subdatasets) - present)
     if missing:
