@@ -250,8 +250,8 @@ def shown(name, limit=300):
 
 def member_problem(member):
     "Why the tar `member` must not be extracted, or None for a regular file or folder with a safe relative name."
-    if not (member.isdir() or (member.isreg() and not member.issparse())):
-        return f"it is {_KINDS.get(member.type, f'a member of type {member.type!r}')}; AMASS archives hold regular files and folders only"
+    kind = "a sparse file" if member.issparse() else None if member.isdir() or member.isreg() else _KINDS.get(member.type, f"a member of type {member.type!r}")
+    if kind: return f"it is {kind}; AMASS archives hold regular files and folders only"
     parts = member_parts(member.name)
     if not is_utf8(member.name): return "a name that is not UTF-8; AMASS names are ASCII"
     if "\0" in member.name: return "a name with a NUL byte"
@@ -358,7 +358,7 @@ def pax_records(data, where):
     records, pos = {}, 0
     while pos < len(data) and data[pos]:   # NUL padding may follow the last record
         space = data.find(b" ", pos)
-        length = int(data[pos:space]) if space > pos and data[pos:space].isdigit() else 0
+        length = int(data[pos:space]) if 0 < space - pos <= 20 and data[pos:space].isdigit() else 0
         record = data[space + 1:pos + length]
         if pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise UnpackError(f"truncated or corrupt archive: malformed pax header before {where}")
@@ -372,18 +372,19 @@ def _pax_number(records, key, where, kind=int):
     "The number that the pax `records` give for `key`, else `UnpackError`."
     try: value = kind(records[key])
     except ValueError: raise UnpackError(f"truncated or corrupt archive: pax {key} {records[key][:40]!r} of {where} is not a number") from None
-    if value < 0: raise UnpackError(f"truncated or corrupt archive: negative pax {key} for {where}")
+    if value < 0: raise UnpackError(f"truncated or corrupt archive: a negative pax {key} for {where}")
     return value
 
-def _with_extended(member, records, where):
+def _with_extended(member, records):
     "`member` with long names and pax `records` applied: path, linkpath, size, mtime; any GNU.sparse key makes it sparse."
     member.name, member.linkname = records.get("path", member.name), records.get("linkpath", member.linkname)
+    where = f"member {shown(member.name)}"
     if "size" in records: member.size = _pax_number(records, "size", where)
     if "mtime" in records: member.mtime = _pax_number(records, "mtime", where, float)
     if any(key.startswith("GNU.sparse.") for key in records): member.sparse = []   # refused by member_problem
     if member.type == tarfile.AREGTYPE and member.name.endswith("/"): member.type = tarfile.DIRTYPE
     if member.isdir(): member.name = member.name.rstrip("/")
-    if member.size < 0: raise UnpackError(f"truncated or corrupt archive: negative size for {where}")
+    if member.size < 0: raise UnpackError(f"truncated or corrupt archive: a negative size for {where}")
     return member
 
 def _header(tar, block):
@@ -432,7 +433,7 @@ def tar_members(tar,                            # a `TarReader`
         if block.count(0) == tarfile.BLOCKSIZE: return _check_end(tar)
         header = _header(tar, block)
         if header.type in _EXTENDED: _read_extended(tar, header, pending, global_records, max_header); continue
-        member = _with_extended(header, {**global_records, **pending}, tar.where())
+        member = _with_extended(header, {**global_records, **pending})
         pending, tar.member = {}, member.name
         data_end = tar.offset + (_padded(member.size) if member.isreg() or member.type not in tarfile.SUPPORTED_TYPES else 0)
         yield member

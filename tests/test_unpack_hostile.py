@@ -176,6 +176,34 @@ def test_parallel_decoder_prints_nothing_of_its_own(tmp_path):
     assert status == 1 and out == "" and one_line(err) and "does not end where a bzip2 stream ends" in err
 
 
+def pax_archive(records):
+    "A tar of one member 'DS/x.npz' (3 bytes) preceded by a pax header holding the raw bytes `records`."
+    return header("././@PaxHeader", len(records), tarfile.XHDTYPE) + padded(records) + header("DS/x.npz", 3) + padded(b"abc") + bytes(1024)
+
+
+def pax(keyword, value):
+    "One pax record, its length counting itself."
+    body = b" %s=%s\n" % (keyword, value)
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length: length += 1
+    return b"%d" % length + body
+
+
+@pytest.mark.parametrize("records,why", [
+    (b"99 path=DS/y.npz\n", "malformed pax header"), (b"14 path=DS/y\n", "malformed pax header"),
+    (b"9" * 5000 + b" path=x\n", "malformed pax header"), (pax(b"size", b"-3"), "a negative pax size for member 'DS/x.npz'"),
+    (pax(b"size", b"abc"), "pax size 'abc' of member 'DS/x.npz' is not a number"),
+    (pax(b"GNU.sparse.map", b"0,3"), "sparse file"), (pax(b"linkpath", b"/etc/passwd") + pax(b"path", b"DS/y.npz"), None)])
+def test_pax_headers_are_parsed_strictly(tmp_path, records, why):
+    if why is None:   # a linkpath on a regular file is ignored, the path applies
+        extract_archive(tars_with(tmp_path, "pax.tar", pax_archive(records)) / "pax.tar", tmp_path / "out")
+        assert (tmp_path / "out" / "DS" / "y.npz").read_bytes() == b"abc"
+        return
+    with pytest.raises(UnpackError, match=why):
+        extract_archive(tars_with(tmp_path, "pax.tar", pax_archive(records)) / "pax.tar", tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").rglob("*")] in ([], ["DS"])
+
+
 # 3. records that last ----------------------------------------------------------------------------------------
 
 def sample_tars(tmp_path):
