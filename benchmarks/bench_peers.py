@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -216,21 +217,25 @@ def prepare_wds(cfg):
                             **{f"{k}.cls": item[k] for k in ("gender", "seq", "start")}})
 
 
+FFCV_FIELDS = (*FRAME_KEYS, "betas", "gender", "seq", "start")
+
+
 def prepare_ffcv(cfg):
     "ffcv's `DatasetWriter`: one sample per clip, `NDArrayField`s and `IntField`s."
     from ffcv.fields import IntField, NDArrayField
     from ffcv.writer import DatasetWriter
     clip = cfg["clip"]
-    class Clips:   # ffcv writes from an indexable dataset of tuples
-        def __init__(self): self.items = [i for n in enumerate(cfg["files"]) for i in clip_items(n, clip)]
-        def __len__(self): return len(self.items)
-        def __getitem__(self, i):
-            item = self.items[i]
-            return (*(item[k] for k in (*FRAME_KEYS, "betas")), item["gender"], item["seq"], item["start"])
     fields = {"poses": NDArrayField(np.dtype("float32"), (clip, 156)), "dmpls": NDArrayField(np.dtype("float32"), (clip, 8)),
               "trans": NDArrayField(np.dtype("float32"), (clip, 3)), "betas": NDArrayField(np.dtype("float32"), (16,)),
               "gender": IntField(), "seq": IntField(), "start": IntField()}
-    DatasetWriter(cfg["target"], fields, num_workers=2).from_indexed_dataset(Clips())
+    DatasetWriter(cfg["target"], fields, num_workers=2).from_indexed_dataset(ClipTuples(cfg["files"], clip))
+
+
+class ClipTuples:
+    "The clips of the npz `files` as an indexable dataset of tuples in `FFCV_FIELDS` order, as ffcv's writer reads one."
+    def __init__(self, files, clip): self.items = [item for numbered in enumerate(files) for item in clip_items(numbered, clip)]
+    def __len__(self): return len(self.items)
+    def __getitem__(self, i): return tuple(self.items[i][k] for k in FFCV_FIELDS)
 
 
 def prepare_in_ram(cfg):
@@ -259,6 +264,7 @@ def peer_ids(batch):
 
 
 def load_packed_batch(cfg, ids):
+    "llamass batch mode: the dataset gathers whole batches, the loader passes them on."
     from llamass.core import IterableLoader, PackedAMASS
     keys = KEYS + ("path", "start") if ids else None
     dataset = PackedAMASS(cfg["store"], cfg["clip"], shuffle=True, seed=0, batch_size=BATCH, data_keys=keys)
@@ -266,6 +272,7 @@ def load_packed_batch(cfg, ids):
 
 
 def load_packed(cfg, ids):
+    "llamass as people write it: a clip dataset, the loader batching 256 of them."
     from llamass.core import IterableLoader, PackedAMASS
     keys = KEYS + ("path", "start") if ids else None
     dataset = PackedAMASS(cfg["store"], cfg["clip"], shuffle=True, seed=0, data_keys=keys)
@@ -273,6 +280,7 @@ def load_packed(cfg, ids):
 
 
 def load_amass(cfg, ids):
+    "llamass on the npz files: `AMASS` clips, the loader batching 256 of them."
     from llamass.core import AMASS, IterableLoader
     keys = KEYS + ("path", "start") if ids else None
     dataset = AMASS(cfg["root"], cfg["clip"], shuffle=True, seed=0, progress=False, data_keys=keys)
@@ -289,7 +297,6 @@ class InRAM:
         self.gather, self.epoch = gather, 0
 
     def __iter__(self):
-        import torch
         order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(self.epoch))
         self.epoch += 1
         if isinstance(self.data, np.ndarray): order = order.numpy()
@@ -299,62 +306,64 @@ class InRAM:
 
 
 def load_tensor(cfg, ids):
+    "The clips as one torch tensor in RAM, a batch gathered with `index_select`."
     return InRAM(cfg["store"], cfg["clip"], lambda data, pick: data.index_select(0, pick), as_numpy=False)
 
 
 def load_numpy(cfg, ids):
+    "The clips as one numpy array in RAM, a batch gathered with `numpy.take`."
     return InRAM(cfg["store"], cfg["clip"], lambda data, pick: np.take(data, pick, axis=0), as_numpy=True)
 
 
 def load_litdata_clip(cfg, ids):
+    "LitData's `StreamingDataset` of clips (shuffled) and its `StreamingDataLoader`."
     import litdata
     dataset = litdata.StreamingDataset(cfg["prepared"], shuffle=True, seed=0)
     return litdata.StreamingDataLoader(dataset, batch_size=BATCH, num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0)
 
 
-def sequence_clips_dataset():
-    "An IterableDataset cutting the sequences of a LitData `StreamingDataset` into shuffled batches (defined when litdata is there)."
-    import torch
-    class SequenceClips(torch.utils.data.IterableDataset):
-        "Clips cut from a stream of whole sequences, shuffled in a buffer of SHUFFLE_BUFFER clips, in batches of BATCH."
-        def __init__(self, sequences, clip):
-            super().__init__()
-            self.sequences, self.clip, self.epoch = sequences, clip, 0
+class SequenceClips(torch.utils.data.IterableDataset):
+    "Clips cut from a stream of whole sequences, shuffled in a buffer of SHUFFLE_BUFFER clips, in batches of BATCH."
+    def __init__(self, sequences, clip):
+        super().__init__()
+        self.sequences, self.clip, self.epoch = sequences, clip, 0
 
-        def __iter__(self):
-            rng, self.epoch = np.random.default_rng(self.epoch), self.epoch + 1
-            held = []
-            for seq in self.sequences:
-                frames = {k: np.asarray(seq[k]) for k in FRAME_KEYS}
-                clips = cut_clips(frames, self.clip)
-                n = len(clips["poses"])
-                held.append({**clips, "betas": np.repeat(np.asarray(seq["betas"])[None], n, 0), "gender": np.full(n, int(seq["gender"])),
-                             "seq": np.full(n, int(seq["seq"])), "start": int(seq["start"]) + self.clip * np.arange(n)})
-                if sum(len(h["seq"]) for h in held) >= SHUFFLE_BUFFER: held = yield from self.emit(held, rng, keep_last=True)
-            yield from self.emit(held, rng, keep_last=False)
+    def __iter__(self):
+        rng, self.epoch = np.random.default_rng(self.epoch), self.epoch + 1
+        held = []
+        for seq in self.sequences:
+            held.append(self.clips_of(seq))
+            if sum(len(h["seq"]) for h in held) >= SHUFFLE_BUFFER: held = yield from self.emit(held, rng, keep_last=True)
+        yield from self.emit(held, rng, keep_last=False)
 
-        def emit(self, held, rng, keep_last):
-            "Yield full batches of the shuffled held clips; return what is left (a part batch, unless it is the end)."
-            pool = {k: np.concatenate([h[k] for h in held]) for k in held[0]} if held else {}
-            if not pool: return []
-            order = rng.permutation(len(pool["seq"]))
-            stop = len(order) - len(order) % BATCH if keep_last else len(order)
-            for first in range(0, stop, BATCH):
-                yield {k: torch.from_numpy(v[order[first:first + BATCH]]) for k, v in pool.items()}
-            return [{k: v[order[stop:]] for k, v in pool.items()}] if stop < len(order) else []
-    return SequenceClips
+    def clips_of(self, seq):
+        "{key: array over the clips} of one sequence item."
+        clips = cut_clips({k: np.asarray(seq[k]) for k in FRAME_KEYS}, self.clip)
+        n = len(clips["poses"])
+        return {**clips, "betas": np.repeat(np.asarray(seq["betas"])[None], n, 0), "gender": np.full(n, int(seq["gender"])),
+                "seq": np.full(n, int(seq["seq"])), "start": int(seq["start"]) + self.clip * np.arange(n)}
+
+    def emit(self, held, rng, keep_last):
+        "Yield full batches of the shuffled held clips; return what is left (a part batch, unless it is the end)."
+        if not held: return []
+        pool = {k: np.concatenate([h[k] for h in held]) for k in held[0]}
+        order = rng.permutation(len(pool["seq"]))
+        stop = len(order) - len(order) % BATCH if keep_last else len(order)
+        for first in range(0, stop, BATCH):
+            yield {k: torch.from_numpy(v[order[first:first + BATCH]]) for k, v in pool.items()}
+        return [{k: v[order[stop:]] for k, v in pool.items()}] if stop < len(order) else []
 
 
 def load_litdata_seq(cfg, ids):
+    "LitData's `StreamingDataset` of sequences (shuffled), cut into shuffled clips by `SequenceClips`."
     import litdata
-    import torch
     sequences = litdata.StreamingDataset(cfg["prepared"], shuffle=True, seed=0)
-    return torch.utils.data.DataLoader(sequence_clips_dataset()(sequences, cfg["clip"]), batch_size=None,
+    return torch.utils.data.DataLoader(SequenceClips(sequences, cfg["clip"]), batch_size=None,
                                        num_workers=cfg["workers"], persistent_workers=cfg["workers"] > 0)
 
 
 def load_mosaic(cfg, ids):
-    import torch
+    "Mosaic's `StreamingDataset` of clips (shuffled, told the batch size) and a torch `DataLoader`."
     from streaming import StreamingDataset
     from streaming.base.util import clean_stale_shared_memory
     clean_stale_shared_memory()
@@ -368,6 +377,7 @@ def wds_sample(sample):
 
 
 def load_wds(cfg, ids):
+    "WebDataset's pipeline: shuffled shards, a shuffle buffer of 1,000 clips, decoding, batching; its `WebLoader`."
     import webdataset as wds
     shards = sorted(str(p) for p in Path(cfg["prepared"]).glob("shard-*.tar"))
     dataset = (wds.WebDataset(shards, shardshuffle=len(shards), seed=0, empty_check=False).shuffle(1000).decode()
@@ -376,17 +386,17 @@ def load_wds(cfg, ids):
 
 
 def load_ffcv(cfg, ids):
+    "ffcv's `Loader` in random order, its arrays decoded as they are."
     from ffcv.loader import Loader, OrderOption
     from ffcv.fields.decoders import IntDecoder, NDArrayDecoder
     pipelines = {k: [NDArrayDecoder()] for k in (*FRAME_KEYS, "betas")} | {k: [IntDecoder()] for k in ("gender", "seq", "start")}
     loader = Loader(cfg["prepared"], batch_size=BATCH, num_workers=max(1, cfg["workers"]), order=OrderOption.RANDOM, seed=0,
                     pipelines=pipelines, drop_last=False)
-    names = (*FRAME_KEYS, "betas", "gender", "seq", "start")
-    return FfcvEpochs(loader, names)
+    return FfcvEpochs(loader, FFCV_FIELDS)
 
 
 class FfcvEpochs:
-    "An ffcv Loader whose batches (tuples) come as dicts."
+    "An ffcv Loader whose batches (tuples of `names`) come as dicts."
     def __init__(self, loader, names): self.loader, self.names = loader, names
     def __iter__(self): return (dict(zip(self.names, batch)) for batch in self.loader)
 
@@ -433,13 +443,13 @@ def run_cell(cfg):
     first = frames_in(next(batches))
     first_s = time.perf_counter() - start
     counts = map(frames_in, batches)
-    frames, seconds = timed(_prepend(first, counts), cfg["seconds"], 0, lambda: None, cfg["batches"])
+    frames, seconds = timed(prepended(first, counts), cfg["seconds"], 0, lambda: None, cfg["batches"])
     result = {"frames": frames, "seconds": seconds, "first_s": first_s}
     if cfg["check"]: result["once"] = exactly_once(cfg)
     return result
 
 
-def _prepend(first, rest):
+def prepended(first, rest):
     "`first`, then the items of `rest`."
     yield first
     yield from rest
@@ -658,7 +668,7 @@ def main(argv=None):
     window = f"1 first batch, then {args.batches} timed" if args.batches else f"1 first batch, then {args.seconds:g} s timed"
     settings = (f"Replica: {len(files)} sequences, {frames:,} kept frames (fraction {args.fraction}, lengths "
                 f"{'of real AMASS' if real else 'drawn from the sub-dataset table'}); batch {BATCH} clips, shuffled; {window} per "
-                f"cell, each cell in its own process, {args.rounds} interleaved round(s) (medians); {sys.executable} ({'torch ' + torch_version()}).")
+                f"cell, each cell in its own process, {args.rounds} interleaved round(s) (medians); {sys.executable} ({'torch ' + torch.__version__}).")
     describe = f"Machine: {machine()}."
     results, failed = {}, []
     cells = plan([k for k in args.rows if k not in missing], root, store, files, work, args)
@@ -675,11 +685,6 @@ def main(argv=None):
         print(f"{len(failed)} cell(s) failed:\n" + "\n".join(failed), file=sys.stderr)
         return 1
     return 0
-
-
-def torch_version():
-    import torch
-    return torch.__version__
 
 
 if __name__ == "__main__":
