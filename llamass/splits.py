@@ -270,7 +270,7 @@ def move_dirs_into_splits(amass_loc, splits="amass", undo=False, *,
                           quiet=False):        # no notice while waiting for another run
     "Move the sub-dataset folders of `amass_loc` into one folder per split (or undo it); return folders moved."
     amass_loc, table = Path(amass_loc), split_table(splits)
-    if not amass_loc.is_dir(): raise SplitError(f"AMASS folder {amass_loc} does not exist")
+    if not amass_loc.is_dir(): raise SplitError(f"AMASS folder {amass_loc} {'is a file, not a folder' if amass_loc.exists() else 'does not exist'}")
     check_amass_tree(amass_loc, table)     # before the lock: a folder that is not AMASS gets nothing written into it
     with folder_lock(amass_loc, "amass_split_dirs", lock_timeout, quiet):
         journal_path = amass_loc/JOURNAL

@@ -272,3 +272,10 @@ def test_help_loads_no_torch(module, main):
     code = f"import sys\nfrom {module} import {main}\ntry: {main}(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert "examples:" in out and out.strip().endswith("False")
+
+
+def test_a_file_or_a_missing_folder_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for path, why in [(tmp_path / "file", "is a file, not a folder"), (tmp_path / "missing", "does not exist")]:
+        status, out, err = run(console_split_dirs, [str(path)])
+        assert (status, out) == (1, "") and err.count("\n") == 1 and why in err, err
