@@ -155,7 +155,7 @@ def _check_split_names(amass_loc, table):
     for split in table:
         folder = amass_loc/split
         if split in _split_folders(amass_loc) or folder.is_symlink() or not folder.is_dir(): continue
-        others = [p.name for p in folder.iterdir() if not p.name.startswith(".") and split_of(table, p.name) != split]
+        others = [p.name for p in folder.iterdir() if not p.name.startswith(".") and (split_of(table, p.name) != split or not p.is_dir())]
         if others: raise SplitError(f"split {split!r} is named like the sub-dataset folder {folder} (it holds {', '.join(sorted(others)[:3])}); "
                                     "name the split differently")
 
@@ -210,13 +210,13 @@ def _write_json_atomic(path, data):
 def plan_moves(amass_loc, splits):
     "The moves that put the sub-datasets now at the top of `amass_loc` into split folders; warns (one line each) about what it leaves."
     amass_loc = Path(amass_loc)
+    _check_split_names(amass_loc, splits)
     present = subdataset_dirs(amass_loc, splits)
     resolved, missing, unassigned = resolve_splits(splits, present)
     if missing: warn(f"{len(missing)} sub-datasets named by the split table are not in {amass_loc}: {', '.join(missing)}")
     if unassigned: warn(f"in no split, staying in {amass_loc}: {', '.join(unassigned)}")
     if placed_by_rest(splits, present):
         warn(f"named by no split table, put in {_rest_split(splits)!r} by the \"everything else\" rule: {', '.join(placed_by_rest(splits, present))}")
-    _check_split_names(amass_loc, splits)
     moves = [[name, f"{split}/{name}"] for split, names in resolved.items() for name in names]
     for split in {dest.split("/")[0] for _, dest in moves}:
         if (amass_loc/split).is_symlink() or ((amass_loc/split).exists() and not (amass_loc/split).is_dir()):
