@@ -59,6 +59,7 @@ Usage, from the repository root:
   python3 benchmarks/bench_peers.py --quick --rows packed_batch,packed,amass,tensor,numpy   # does it run? (2 batches a cell)
 """
 import argparse
+import gc
 import importlib.util
 import json
 import os
@@ -445,7 +446,10 @@ def run_cell(cfg):
     counts = map(frames_in, batches)
     frames, seconds = timed(prepended(first, counts), cfg["seconds"], 0, lambda: None, cfg["batches"])
     result = {"frames": frames, "seconds": seconds, "first_s": first_s}
-    if cfg["check"]: result["once"] = exactly_once(cfg)
+    if cfg["check"]:
+        batches.close()                                    # its workers stop before the check's loader starts its own
+        gc.collect()
+        result["once"] = exactly_once(cfg)
     return result
 
 
