@@ -64,7 +64,7 @@ def _check_joints(joints, name="joints"):
         raise ValueError(f"{name}: expected (..., T, 22, 3) with T >= 2 frames of HumanML3D's 22 joints, got {tuple(joints.shape)}")
     return joints
 
-# %% ../nbs/19_humanml3d.ipynb #474c9e11
+# %% ../nbs/19_humanml3d.ipynb #6c7d06bd
 def _path_matrix(parents=HUMANML3D_PARENTS):
     "(J, J) matrix: entry (j, k) is 1 when bone k (from k's parent to k) lies on the path from the root to joint j."
     paths = np.zeros((len(parents), len(parents)))
@@ -86,7 +86,7 @@ def retarget(joints): # (..., T, 22, 3) HumanML3D's joints, Y-up
     scale = lengths[list(HUMANML3D_LEG)].sum() / first
     unit = bones / bones.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(bones.dtype).tiny)
     paths = joints.new_tensor(_path_matrix()) * lengths                                           # (J, J)
-    along = (unit.transpose(-1, -2) @ paths.T).transpose(-1, -2)                                   # one matrix product
+    along = paths @ unit                                                                           # one matrix product
     out = joints[..., :1, :] * scale[..., None] + along
     return _like_input(out, was_numpy)
 
@@ -136,7 +136,7 @@ def _half_turns(facing):
     norm = torch.sqrt(w * w + y * y)
     return w / norm, y / norm
 
-# %% ../nbs/19_humanml3d.ipynb #2967c941
+# %% ../nbs/19_humanml3d.ipynb #d0b389f9
 def _ik_parents(chains=HUMANML3D_CHAINS):
     "For each joint 1..21, the joint whose bone rotation its own is measured from (-1: the root's facing turn)."
     parents = {}
@@ -144,52 +144,38 @@ def _ik_parents(chains=HUMANML3D_CHAINS):
         for i, joint in enumerate(chain[1:]): parents[joint] = -1 if i == 0 else chain[i]
     return [parents[j] for j in range(1, len(HUMANML3D_PARENTS))]
 
-def _arc_layout(directions=HUMANML3D_DIRECTIONS):
-    "(index, sign) (21, 4) each: the unnormalized shortest-arc quaternion (1 + u·v, u × v) from axis-aligned rest direction u to v is `sign * (v_x, v_y, v_z, 0)[index]`, plus 1 in w."
-    index, sign = np.full((len(directions) - 1, 4), 3), np.zeros((len(directions) - 1, 4))
-    for j, u in enumerate(directions[1:]):
-        axis, s = int(np.flatnonzero(u)[0]), float(sum(u))
-        index[j, 0], sign[j, 0] = axis, s                                      # u·v = s v_axis
-        cross = np.cross(np.asarray(u, float), np.eye(3))                    # row c: u × e_c
-        for i in range(3):                                                     # (u × v)_i = sum_c v_c (u × e_c)_i
-            c = np.flatnonzero(cross[:, i])
-            if len(c): index[j, 1 + i], sign[j, 1 + i] = int(c[0]), cross[c[0], i]
-    return index, sign
-
-def shortest_arcs(v, # (..., 21, 3) unit bone directions
-                  directions=HUMANML3D_DIRECTIONS): # the rest direction of each joint 0..21 (axis-aligned)
-    "Unit quaternions (..., 21, 4), w first, of the shortest arc from each rest direction to `v` (HumanML3D's qbetween)."
-    index, sign = _arc_layout(directions)
-    padded = torch.nn.functional.pad(v, (0, 1))                                # (v_x, v_y, v_z, 0)
-    flat = torch.as_tensor(index + 4 * np.arange(len(index))[:, None], device=v.device).flatten()
-    quat = padded.flatten(-2)[..., flat].unflatten(-1, index.shape) * v.new_tensor(sign)
-    quat[..., 0] += 1
-    return quat / torch.sqrt(2 * quat[..., :1])                               # |(1 + c, u × v)|² = 2 (1 + c)
+def shortest_arcs(v, # (..., J, 3) bone vectors (any length)
+                  rest): # (J, 3) unit rest directions
+    "Unit quaternions (w, x, y, z) as four (..., J) tensors: the shortest arcs from `rest` to `v` (HumanML3D's qbetween)."
+    (ux, uy, uz), (vx, vy, vz) = rest.T, v.unbind(-1)
+    norm = torch.sqrt(vx * vx + vy * vy + vz * vz)
+    vx, vy, vz = vx / norm, vy / norm, vz / norm
+    w = 1 + ux * vx + uy * vy + uz * vz
+    scale = torch.rsqrt(2 * w)                                               # |(1 + u·v, u × v)|² = 2 (1 + u·v)
+    return w * scale, (uy * vz - uz * vy) * scale, (uz * vx - ux * vz) * scale, (ux * vy - uy * vx) * scale
 
 def _conj_mul(p, q):
-    "Quaternions (4, ...), components first (contiguous slices are faster), w first: conj(p) q."
+    "Quaternions as (w, x, y, z) tuples of tensors: conj(p) q."
     pw, px, py, pz = p
     qw, qx, qy, qz = q
-    return torch.stack([pw * qw + px * qx + py * qy + pz * qz, pw * qx - px * qw - py * qz + pz * qy,
-                        pw * qy + px * qz - py * qw - pz * qx, pw * qz - px * qy + py * qx - pz * qw])
+    return (pw * qw + px * qx + py * qy + pz * qz, pw * qx - px * qw - py * qz + pz * qy,
+            pw * qy + px * qz - py * qw - pz * qx, pw * qz - px * qy + py * qx - pz * qw)
 
 def quat_to_6d(q):
-    "(6, ...): the first two columns of the rotation matrices of unit quaternions `q` (4, ...), components first, w first."
+    "(..., 6): the first two columns of the rotation matrices of unit quaternions (w, x, y, z), a tuple of tensors."
     w, x, y, z = q
     return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w),
-                        2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)])
+                        2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)], -1)
 
 def joint_rotations_6d(joints, # (..., T, 22, 3) on HumanML3D's skeleton, facing +z at the first frame
                        facing): # (..., T, 2) unit (smoothed) facing directions
     "(..., T, 21, 6): HumanML3D's 6D rotations of joints 1..21 by its inverse kinematics."
-    bones = _bones(joints)[..., 1:, :]
-    arcs = shortest_arcs(bones / bones.norm(dim=-1, keepdim=True))             # each bone's global rotation
+    arcs = shortest_arcs(_bones(joints)[..., 1:, :], joints.new_tensor(HUMANML3D_DIRECTIONS[1:]))   # each bone's global rotation
     cos, sin = _half_turns(facing)
-    turn = torch.stack([cos, torch.zeros_like(cos), sin, torch.zeros_like(cos)], -1)[..., None, :]
-    frames = torch.cat([turn, arcs], -2)                                       # slot 0: the root's facing turn
-    before = frames[..., [max(p, 0) for p in _ik_parents()], :]                # what each joint is measured from
-    first = lambda x: x.movedim(-1, 0).contiguous()
-    return quat_to_6d(_conj_mul(first(before), first(arcs))).movedim(0, -1)
+    zero = torch.zeros_like(cos)
+    slots = [max(p, 0) for p in _ik_parents()]                                 # slot 0: the root's turn, slot j: joint j's arc
+    before = [torch.cat([turn[..., None], arc], -1)[..., slots] for turn, arc in zip((cos, zero, sin, zero), arcs)]
+    return quat_to_6d(_conj_mul(before, arcs))
 
 # %% ../nbs/19_humanml3d.ipynb #99ec681f
 def _canonical_start(joints):
