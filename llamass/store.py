@@ -527,6 +527,7 @@ _PACK_EXAMPLES = """examples:
   amass_pack --keys poses trans ~/data/amass ~/data/poses_only
   amass_pack --keys poses,root_orient ~/data/amass ~/data/poses_root   root_orient derived from poses where a file has none
   amass_pack --force ~/data/amass ~/data/amass_packed      replace a store that llamass packed from something else
+  amass_pack --allow-nonfinite ~/data/amass ~/data/packed  pack files holding NaN or inf too (one warning each; default: refused)
 
 refused whatever the flags: a destination that is the source, inside it or around it; replacing a folder
 that is not a llamass store. A second amass_pack into the same place waits for the first, then finds its store.
