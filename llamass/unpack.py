@@ -629,8 +629,8 @@ def recover(outdir):
     outdir = Path(outdir)
     for staging in sorted(outdir.glob(".llamass-staging-*")):
         if not is_own_leftover(staging): continue   # no marker: not ours (or not ours to judge), never deleted
-        _put_back(outdir, staging/".llamass-old")
-        remove_tree(staging)
+        try: _put_back(outdir, staging/".llamass-old"); remove_tree(staging)
+        except OSError as e: raise UnpackError(f"cannot clean up {staging}, left by a run that died: {e.strerror or e}") from None
 
 def _split_names(outdir):
     "The split folders named by the split journal of `outdir`."
@@ -796,6 +796,7 @@ def _one_at_a_time(archives, out, verify, bar, checksums, threads):
             for archive in archives:
                 try: finishing.append(finisher.submit(finish_archive, stage_archive(archive, out, verify, bar, checksums, threads)))
                 except UnpackError as e: finishing.append(_failed(archive, e))
+                except OSError as e: finishing.append(_failed(archive, f"{archive.name}: {e}"))
             results = []
             for archive, item in zip(archives, finishing):
                 try: results.append(item if isinstance(item, dict) else item.result())
@@ -903,16 +904,17 @@ def fast_amass_unpack(argv=None):
     parser.add_argument("tardir", help="folder holding the downloaded archives")
     parser.add_argument("outdir", help="folder to unpack into (created if missing)")
     parser.add_argument("-n", "--jobs", type=int, default=usable_cores(),
-                        help=f"cores to use: decoder threads per archive with indexed_bzip2, else archives at once (default: all, {usable_cores()} here)")
+                        help=f"cores to use: decoder threads per archive with indexed_bzip2, else archives at once (default: every usable core, {usable_cores()} here)")
     parser.add_argument("--verify", action="store_true",
-                        help="check each folder against the published md5, record it in <folder>.hash, skip verified archives on re-runs")
+                        help="check each folder against the published md5 (in place if it was unpacked whole earlier), "
+                             "record it in <folder>.hash; re-runs skip verified archives")
     parser.add_argument("--checksums", metavar="FILE", help="JSON table of extra checksums, in the format of llamass.unpack.hashes (implies --verify)")
     parser.add_argument("--replace", action="store_true", help="replace folders in OUTDIR that llamass did not unpack (default: refuse)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.jobs < 1: parser.error(f"-n/--jobs must be at least 1, got {args.jobs}")
     start = time.perf_counter()
-    with interrupted_as_one_line("fast_amass_unpack"), user_errors("fast_amass_unpack", UnpackError, LockError):
+    with interrupted_as_one_line("fast_amass_unpack"), user_errors("fast_amass_unpack", UnpackError, LockError, OSError):
         checksums = {**hashes, **load_checksums(args.checksums)} if args.checksums else hashes
         results = unpack_archives(args.tardir, args.outdir, n_jobs=args.jobs, verify=args.verify or bool(args.checksums),
                                   progress=not args.quiet, checksums=checksums, replace=args.replace)

@@ -425,6 +425,17 @@ def test_a_deep_leftover_of_ours_is_cleaned_and_one_not_ours_is_kept(tmp_path, c
     assert (theirs / "d" / "d" / "d" / "d" / "d" / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_unreadable_tree_under_verify_is_one_line(tmp_path, capsys, monkeypatch, jobs):
+    """The tree is checked in place (-n 2: in the main thread, -n 1: in a worker); a file in it cannot be read."""
+    tars, dst = sample_tars(tmp_path), tmp_path / "dst"
+    assert run_here(capsys, "fast_amass_unpack", "-q", tars, dst)[0] == 0
+    def unreadable(folder): raise PermissionError(13, "Permission denied", str(Path(folder) / "01" / "shape.npz"))
+    monkeypatch.setattr(unpack, "md5_dir", unreadable)   # as chmod 0 would, for any user (root reads everything)
+    status, _, err = run_here(capsys, "fast_amass_unpack", "-q", "-n", jobs, "--checksums", SAMPLE_TABLE, tars, dst)
+    assert status == 1 and one_line(err) and "Permission denied" in err and "shape.npz" in err
+
+
 def test_an_unmarked_folder_in_the_staging_place_is_kept_and_named(tmp_path, capsys):
     dst = tmp_path / "dst"
     staging = unpack._staging_dir(dst, SAMPLE_ARCHIVE)
@@ -451,7 +462,7 @@ def test_default_jobs_are_all_usable_cores(tmp_path, capsys, monkeypatch):
     assert seen["n_jobs"] == usable_cores() == len(os.sched_getaffinity(0))
     status, out, _ = run_here(capsys, "fast_amass_unpack", "--help")
     out = " ".join(out.split())
-    assert status == 0 and f"(default: all, {usable_cores()} here)" in out and "(implies --verify)" in out
+    assert status == 0 and f"(default: every usable core, {usable_cores()} here)" in out and "(implies --verify)" in out
 
 
 def test_help_imports_no_torch():
