@@ -14,7 +14,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .index import is_sequence_file, split_folders
+from .index import is_packed_store, is_sequence_file, split_folders
 from .tqdm import console_parser, user_errors, warn, folder_lock, LockError, LlamassWarning
 from .unpack import SPLIT_JOURNAL, check_folder_name, read_split_journal
 
@@ -250,7 +250,7 @@ def _apply(amass_loc, journal, undo=False):
 def _holds_sequences(folder, depth=4):
     "True when a sequence file lies at most `depth` folders below `folder` (links not followed); stops at the first."
     for parent, folders, files in os.walk(folder):
-        if any(is_sequence_file(name) for name in files): return True
+        if not is_packed_store(files) and any(is_sequence_file(name) for name in files): return True   # a store's table is no sequence
         if len(Path(parent).relative_to(folder).parts) >= depth: folders.clear()   # AMASS is shallow: a home folder need not be walked
     return False
 

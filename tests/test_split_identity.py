@@ -213,6 +213,12 @@ def test_a_folder_that_is_not_amass_is_refused_and_nothing_written(tmp_path, und
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == before        # no .llamass.lock, no journal
 
 
+def test_a_folder_of_packed_stores_is_not_amass(sample_root, tmp_path):
+    amass_pack(sample_root, tmp_path / "stores" / "packed", progress=False)
+    status, _, err = run(console_split_dirs, [str(tmp_path / "stores")])
+    assert status == 1 and "is not an AMASS folder" in err and (tmp_path / "stores" / "packed" / "manifest.json").is_file()
+
+
 def test_a_tree_of_unknown_names_holding_sequences_is_amass(sample_root, tmp_path):
     root = tmp_path / "mine"
     shutil.copytree(sample_root / "CMU", root / "MyMocap")
