@@ -6,9 +6,9 @@
 __all__ = ['HUMANML3D_JOINTS', 'HUMANML3D_CHAINS', 'HUMANML3D_PARENTS', 'HUMANML3D_DIRECTIONS', 'HUMANML3D_BONE_LENGTHS',
            'HUMANML3D_LEG', 'HUMANML3D_FACE', 'HUMANML3D_FEET', 'HUMANML3D_MIRROR', 'HUMANML3D_FPS', 'FEET_THRESHOLD',
            'FACING_SIGMA', 'FEATURE_GROUPS', 'N_FEATURES', 'Z_UP_TO_HUMANML3D', 'HUMANML3D_NUM_BETAS',
-           'HUMANML3D_MODEL_OF', 'retarget', 'face_z', 'smoothing_matrix', 'gaussian_smooth', 'shortest_arcs',
-           'quat_to_6d', 'joint_rotations_6d', 'foot_contacts_humanml3d', 'features_from_joints',
-           'joints_from_features', 'mirror_joints', 'feature_stats', 'rest_joints', 'humanml3d_joints', 'mirror_choice',
+           'HUMANML3D_MODEL_OF', 'rest_joints', 'humanml3d_joints', 'retarget', 'face_z', 'smoothing_matrix',
+           'gaussian_smooth', 'shortest_arcs', 'quat_to_6d', 'joint_rotations_6d', 'foot_contacts_humanml3d',
+           'features_from_joints', 'joints_from_features', 'mirror_joints', 'feature_stats', 'mirror_choice',
            'feet_threshold_at', 'humanml3d_stage']
 
 # %% ../nbs/19_humanml3d.ipynb #5ff0561e
@@ -63,6 +63,34 @@ def _check_joints(joints, name="joints"):
     if joints.ndim < 3 or tuple(joints.shape[-2:]) != (22, 3) or joints.shape[-3] < 2:
         raise ValueError(f"{name}: expected (..., T, 22, 3) with T >= 2 frames of HumanML3D's 22 joints, got {tuple(joints.shape)}")
     return joints
+
+# %% ../nbs/19_humanml3d.ipynb #34e57b75
+Z_UP_TO_HUMANML3D = ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0))  # (x, y, z) -> (-x, z, y)
+HUMANML3D_NUM_BETAS = 10                                    # the betas HumanML3D gives the body model
+HUMANML3D_MODEL_OF = {"male": "male", "female": "female", "neutral": "female"}   # gender -> model file it used
+_BODY = len(HUMANML3D_PARENTS)
+
+def rest_joints(batch, # {'poses', 'betas', 'gender'}: poses (..., T, 156 or 165), betas and gender per frame or per clip
+                body_models=None): # folder of model files (None: the mean SMPL+H body)
+    "(..., 22, 3) rest joint positions of each clip's body: its gender's model file (as HumanML3D chose it), its first 10 betas."
+    poses = torch.as_tensor(batch["poses"])
+    dtype = poses.dtype if poses.is_floating_point() else torch.float32
+    if body_models is not None:
+        return clip_rest_joints(poses, batch["betas"], batch["gender"], body_models, _BODY, HUMANML3D_NUM_BETAS, HUMANML3D_MODEL_OF).to(dtype)
+    mean = body_skeleton(poses)                                     # refuses SMPL-X clips
+    warnings.warn("humanml3d_joints: no body_models folder given, every clip gets the mean SMPL+H body "
+                  "(HumanML3D uses each sequence's betas and gender: pass body_models= for its numbers)", stacklevel=3)
+    return torch.as_tensor(mean.rest_joints, dtype=dtype, device=poses.device).expand(*poses.shape[:-2], _BODY, 3)
+
+def humanml3d_joints(batch, # {'poses', 'trans', 'betas', 'gender'} of AMASS clips (..., T, ...), numpy or torch
+                     body_models=None): # folder of `smplh/{male,female,neutral}/model.npz` (None: the mean body, with a warning)
+    "(..., T, 22, 3) the joints HumanML3D computes from AMASS parameters: SMPL+H forward kinematics, Y-up (-x, z, y)."
+    poses, was_numpy = _as_tensor(batch["poses"])
+    trans = torch.as_tensor(batch["trans"], device=poses.device).to(poses.dtype)
+    offsets = Skeleton(HUMANML3D_PARENTS, rest_joints(batch, body_models).to(poses)).offsets[..., None, :, :]
+    rotvecs = poses[..., :3 * _BODY].unflatten(-1, (_BODY, 3))
+    joints = fk_rotmat(roma.rotvec_to_rotmat(rotvecs), HUMANML3D_PARENTS, offsets, offsets[..., 0, :] + trans)
+    return _like_input(joints @ poses.new_tensor(Z_UP_TO_HUMANML3D).T, was_numpy)
 
 # %% ../nbs/19_humanml3d.ipynb #6c7d06bd
 def _path_matrix(parents=HUMANML3D_PARENTS):
@@ -261,34 +289,6 @@ def feature_stats(features, # an iterable of (..., 263) arrays or tensors (or di
     std = np.sqrt(m2 / count)
     for start, stop in groups.values(): std[start:stop] = std[start:stop].mean()
     return mean.astype(np.float32), std.astype(np.float32)
-
-# %% ../nbs/19_humanml3d.ipynb #34e57b75
-Z_UP_TO_HUMANML3D = ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0))  # (x, y, z) -> (-x, z, y)
-HUMANML3D_NUM_BETAS = 10                                    # the betas HumanML3D gives the body model
-HUMANML3D_MODEL_OF = {"male": "male", "female": "female", "neutral": "female"}   # gender -> model file it used
-_BODY = len(HUMANML3D_PARENTS)
-
-def rest_joints(batch, # {'poses', 'betas', 'gender'}: poses (..., T, 156 or 165), betas and gender per frame or per clip
-                body_models=None): # folder of model files (None: the mean SMPL+H body)
-    "(..., 22, 3) rest joint positions of each clip's body: its gender's model file (as HumanML3D chose it), its first 10 betas."
-    poses = torch.as_tensor(batch["poses"])
-    dtype = poses.dtype if poses.is_floating_point() else torch.float32
-    if body_models is not None:
-        return clip_rest_joints(poses, batch["betas"], batch["gender"], body_models, _BODY, HUMANML3D_NUM_BETAS, HUMANML3D_MODEL_OF).to(dtype)
-    mean = body_skeleton(poses)                                     # refuses SMPL-X clips
-    warnings.warn("humanml3d_joints: no body_models folder given, every clip gets the mean SMPL+H body "
-                  "(HumanML3D uses each sequence's betas and gender: pass body_models= for its numbers)", stacklevel=3)
-    return torch.as_tensor(mean.rest_joints, dtype=dtype, device=poses.device).expand(*poses.shape[:-2], _BODY, 3)
-
-def humanml3d_joints(batch, # {'poses', 'trans', 'betas', 'gender'} of AMASS clips (..., T, ...), numpy or torch
-                     body_models=None): # folder of `smplh/{male,female,neutral}/model.npz` (None: the mean body, with a warning)
-    "(..., T, 22, 3) the joints HumanML3D computes from AMASS parameters: SMPL+H forward kinematics, Y-up (-x, z, y)."
-    poses, was_numpy = _as_tensor(batch["poses"])
-    trans = torch.as_tensor(batch["trans"], device=poses.device).to(poses.dtype)
-    offsets = Skeleton(HUMANML3D_PARENTS, rest_joints(batch, body_models).to(poses)).offsets[..., None, :, :]
-    rotvecs = poses[..., :3 * _BODY].unflatten(-1, (_BODY, 3))
-    joints = fk_rotmat(roma.rotvec_to_rotmat(rotvecs), HUMANML3D_PARENTS, offsets, offsets[..., 0, :] + trans)
-    return _like_input(joints @ poses.new_tensor(Z_UP_TO_HUMANML3D).T, was_numpy)
 
 # %% ../nbs/19_humanml3d.ipynb #208fa05b
 def _unit_hash(path, start):
