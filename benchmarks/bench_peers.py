@@ -147,7 +147,7 @@ def read_sequence(path):
 def cut_clips(frames, clip):
     "{key: (clips, clip, width)} of the non-overlapping clips of `frames`, from its first frame."
     n = len(frames["poses"]) // clip
-    return {k: v[:n * clip].reshape(n, clip, -1) for k, v in frames.items()}
+    return {k: v[:n * clip].reshape(n, clip, *v.shape[1:]) for k, v in frames.items()}
 
 
 def clip_items(numbered_path, clip):

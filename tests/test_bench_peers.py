@@ -42,12 +42,29 @@ def test_quick_run_fills_every_cell(tmp_path):
     assert len(ratio_lines) == 2 + 4 and all(l.count("×") in (2, 4) for l in ratio_lines)
 
 
-def test_missing_peer_is_named_with_its_install_line():
+def script_module():
+    "The benchmark script as a module."
     sys.path.insert(0, str(SCRIPT.parent))
     try:
         import bench_peers
     finally: sys.path.remove(str(SCRIPT.parent))
+    return bench_peers
+
+
+def test_missing_peer_is_named_with_its_install_line():
+    bench_peers = script_module()
     assert not bench_peers.installed("no_such_module_here") and bench_peers.installed(None)
     row = bench_peers.row_cells("ffcv", {}, ["ffcv"])
     assert row[0].startswith("ffcv, one clip per item") and row[1].startswith("not installed here: ") and "pip install ffcv" in row[1]
     assert len(row) == len(bench_peers.HEADER)
+
+
+def test_peers_cut_the_clips_llamass_cuts():
+    "Non-overlapping clips from the window's first frame; a window shorter than a clip gives none (not an error)."
+    import numpy as np
+    cut = script_module().cut_clips
+    frames = {"poses": np.arange(70 * 156, dtype=np.float32).reshape(70, 156), "trans": np.zeros((70, 3), np.float32)}
+    clips = cut(frames, 32)
+    assert clips["poses"].shape == (2, 32, 156) and clips["trans"].shape == (2, 32, 3)
+    assert (clips["poses"][1, 0] == frames["poses"][32]).all()
+    assert cut({k: v[:20] for k, v in frames.items()}, 32)["poses"].shape == (0, 32, 156)
