@@ -276,6 +276,11 @@ def gathers_batches(self):
     return not self.partial_clips and self.transform is None
 
 @method_of(AMASS)
+def works_in_threads(self):
+    "A loader's workers may be threads: reading (zlib), cutting (numpy) and derived keys (numpy, torch) release the GIL; a transform might not."
+    return self.transform is None
+
+@method_of(AMASS)
 def iter_shard(self, epoch, shard, num_workers, skip=0):
     "Yield the clips of one shard in `epoch` after the first `skip` (in whole batches, see `pass_batching`: its batches, after `skip` batches)."
     batch_size, drop_last = self.pass_batching()

@@ -4,10 +4,14 @@
 
 # %% auto #0
 __all__ = ['MAX_EPOCH', 'method_of', 'process_group_rank', 'check_rank', 'draw_seed', 'PassState', 'ShardedClips', 'pad_collate',
-           'worker_init_fn', 'to_device', 'loader_batch_size', 'IterableLoader', 'clip_metadata', 'one_clip']
+           'worker_init_fn', 'taken_in_turn', 'pinned', 'to_device', 'loader_batch_size', 'IterableLoader',
+           'clip_metadata', 'one_clip']
 
 # %% ../nbs/04_engine.ipynb #58359098
+import atexit
 import itertools
+import queue
+import threading
 import warnings
 from collections.abc import Mapping
 
@@ -353,13 +357,23 @@ def _resume_point(self, worker, num_workers):
     return shard, int(done[shard]) * clips_per_item
 
 @method_of(ShardedClips)
+def worker_items(self, worker, num_workers, info=None):
+    "Yield the items `worker` of `num_workers` (a DataLoader worker process, described by `info`, or a loader's thread) yields in the current pass."
+    self._check_seed_shared()
+    shard, skip = self._resume_point(worker, num_workers)
+    yield from self.iter_shard(self._pass_epoch(info), shard, num_workers, skip)
+
+@method_of(ShardedClips)
 def __iter__(self):
     "Yield this process's share of the current pass."
     info = tudata.get_worker_info()
     worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-    self._check_seed_shared()
-    shard, skip = self._resume_point(worker, num_workers)
-    yield from self.iter_shard(self._pass_epoch(info), shard, num_workers, skip)
+    yield from self.worker_items(worker, num_workers, info)
+
+@method_of(ShardedClips)
+def works_in_threads(self):
+    "Whether a loader's workers may be threads of one process: the work releases the GIL (numpy, torch) and shares no state (False: unknown)."
+    return False
 
 # %% ../nbs/04_engine.ipynb #2f7d8a68
 @method_of(ShardedClips)
@@ -407,6 +421,59 @@ class _EpochSampler(tudata.Sampler):
     def __iter__(self): return itertools.repeat(None)
     def set_epoch(self, epoch): self.dataset.set_epoch(epoch)
 
+class _Ended:
+    "The end of a stream made in a thread, or the exception that ended it."
+    def __init__(self, error=None): self.error = error
+
+def _put_unless_stopped(out, item, stop):
+    "Put `item` in the queue `out`, unless `stop` is set while it is full; True if it was put."
+    while not stop.is_set():
+        try: out.put(item, timeout=0.05); return True
+        except queue.Full: pass
+    return False
+
+def _drain(stream, out, stop):
+    "Run in a thread: put each item of `stream` in `out`, then its end (or the exception that ended it)."
+    try:
+        for item in stream:
+            if not _put_unless_stopped(out, item, stop): return
+        _put_unless_stopped(out, _Ended(), stop)
+    except BaseException as error: _put_unless_stopped(out, _Ended(error), stop)
+
+_RUNNING = {}   # {stop event: threads} of the passes running in threads, stopped at exit
+
+@atexit.register
+def _stop_running_threads():
+    "At exit, let worker threads finish their item and end, rather than be killed inside a numpy or torch call."
+    for stop, threads in list(_RUNNING.items()):
+        stop.set()
+        for thread in threads: thread.join(timeout=5)
+
+def taken_in_turn(streams,   # iterables (generators), each read by a thread of its own
+                  depth=2):  # items each thread makes ahead
+    "Yield the items of `streams` one from each in turn, as DataLoader takes its workers' (a finished stream is skipped); an error in a thread is raised here."
+    queues, stop = [queue.Queue(depth) for _ in streams], threading.Event()
+    threads = [threading.Thread(target=_drain, args=(s, q, stop), daemon=True, name=f"llamass-worker-{i}") for i, (s, q) in enumerate(zip(streams, queues))]
+    _RUNNING[stop] = threads
+    for thread in threads: thread.start()
+    try:
+        live = list(range(len(streams)))
+        while live:
+            for worker in list(live):
+                item = queues[worker].get()
+                if not isinstance(item, _Ended): yield item
+                elif item.error is not None: raise item.error
+                else: live.remove(worker)
+    finally:                                  # stopped early, or failed: the threads finish their item and end
+        stop.set()
+        for thread in threads: thread.join()
+        _RUNNING.pop(stop, None)
+
+def pinned(batch):
+    "`batch` (a dict) with its tensors in pinned memory, where there is CUDA to copy to."
+    if not torch.cuda.is_available() or not isinstance(batch, Mapping): return batch
+    return {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
 def to_device(batch, device, non_blocking=False):
     "`batch` (a dict of tensors, or anything else) with its tensors moved to `device`."
     if device is None or not isinstance(batch, Mapping): return batch
@@ -431,7 +498,11 @@ class IterableLoader(tudata.DataLoader):
     def __init__(self, dataset,
                  batch_size=_UNSET,   # clips per batch (default 1; None: the dataset's items, e.g. its own batches in batch mode)
                  shuffle=None,        # refused when true: shuffling is the dataset's (shuffle=, seed=)
-                 *args, worker_init_fn=None, device=None, **kwargs):
+                 *args,
+                 worker_init_fn=None, # called in each worker process (as DataLoader's)
+                 device=None,         # move each batch there (e.g. accelerator.device)
+                 threads=None,        # workers are threads of this process (None: when the dataset's work allows it, see below)
+                 **kwargs):           # DataLoader's other arguments: num_workers, drop_last, collate_fn, pin_memory, ...
         batch_size, drop_last = loader_batch_size(dataset, batch_size, shuffle), bool(kwargs.pop("drop_last", False))
         if getattr(dataset, "partial_clips", False) and kwargs.get("collate_fn") is None and batch_size is not None:
             kwargs["collate_fn"] = pad_collate    # variable-length clips: padded, with mask and lengths
@@ -441,6 +512,9 @@ class IterableLoader(tudata.DataLoader):
         for name, value in (("sampler", _EpochSampler(dataset)), ("batch_size", batch_size), ("drop_last", drop_last)):
             object.__setattr__(self, name, value)                  # DataLoader forbids setting them after __init__
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is
+        self.threads = self.num_workers > 0 and (bool(threads) if threads is not None else
+                                                 worker_init_fn is None and not args and kwargs.get("collate_fn") is None and
+                                                 kwargs.get("multiprocessing_context") is None and dataset.works_in_threads())
         self._epoch, self._batches, self._resume, self._seen_version = None, 0, None, None
 
     def _workers(self): return max(1, self.num_workers)
@@ -467,20 +541,30 @@ def __iter__(self):
     epoch, skip = self._next_epoch(), (self._resume or {}).get("batches", 0)
     self._resume, self._seen_version = None, self.dataset.pass_state.version
     self._epoch, self._batches = epoch, skip
-    per_item = self.dataset.batches_per_item(self.num_workers, self.batch_size) if self.batch_size is None or self.gathered else 1
+    grouped = (self.batch_size is None or self.gathered) and not self.threads   # worker processes may send several batches at once
+    per_item = self.dataset.batches_per_item(self.num_workers, self.batch_size) if grouped else 1
     self.dataset.pass_state.begin(epoch, skip, self.batch_size, self.drop_last, per_item, self.gathered)
     non_blocking = self.pin_memory and self.device is not None
     try:
-        for item in self._in_process() if self.num_workers == 0 and not self.pin_memory else tudata.DataLoader.__iter__(self):
+        for item in self._items():
             for batch in item.batches() if hasattr(item, "batches") else [item]:
                 self._batches += 1
                 yield to_device(batch, self.device, non_blocking)
     finally: self.dataset.pass_state.end()   # a plain DataLoader iterating the dataset later gets plain batches
 
 @method_of(IterableLoader)
-def _in_process(self):
-    "Batches made in this process as DataLoader would make them, without its per-batch machinery."
-    items = iter(self.dataset)
+def _items(self):
+    "The items of this pass: made in this process, in threads, or by DataLoader's worker processes."
+    if self.threads:
+        streams = [self._batched(self.dataset.worker_items(w, self.num_workers)) for w in range(self.num_workers)]
+        items = taken_in_turn(streams, self.prefetch_factor or 2)
+        return map(pinned, items) if self.pin_memory else items
+    if self.num_workers == 0 and not self.pin_memory: return self._batched(iter(self.dataset))
+    return tudata.DataLoader.__iter__(self)
+
+@method_of(IterableLoader)
+def _batched(self, items):
+    "Yield the batches of a worker's `items` as a DataLoader worker would make them, without its per-batch machinery."
     if self.batch_size is None or self.gathered: yield from map(self.collate_fn, items)
     else:
         while chunk := list(itertools.islice(items, self.batch_size)):

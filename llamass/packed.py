@@ -135,6 +135,11 @@ def gathers_batches(self):
     return not self.partial_clips and self.transform is None
 
 @method_of(PackedAMASS)
+def works_in_threads(self):
+    "A loader's workers may be threads: gathers (numpy) and derived keys (numpy, torch) release the GIL; not with a transform, nor on a device."
+    return self.transform is None and self.device is None
+
+@method_of(PackedAMASS)
 def clip_frames(self, positions, epoch):
     "(sequence, first frame) of the clips at epoch `positions` (frames counted after any resampling)."
     total = int(self.counts.sum())

@@ -251,3 +251,43 @@ def test_truncated_store_raises_not_sigbus(store, tmp_path, batch_size):
     done = subprocess.run([sys.executable, "-c", TRUNCATE, str(copied), str(batch_size)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, (done.returncode, done.stderr[-2000:])        # an exception, not a signal (-7: SIGBUS)
     assert "StoreError" in done.stderr and "trans.npy shrank from" in done.stderr, done.stderr[-2000:]
+
+
+# --- issue 22: workers that cost nothing (threads) ---
+
+@pytest.mark.parametrize("kind", ["amass", "packed"])
+@pytest.mark.parametrize("batch_mode", [False, True])
+def test_thread_workers_deliver_what_processes_do(tree, store, kind, batch_mode):
+    def loader(threads):
+        dataset = make(kind, tree, store, shuffle=True, **({"batch_size": 6} if batch_mode else {}))
+        made = IterableLoader(dataset, **({} if batch_mode else {"batch_size": 6}), num_workers=3, threads=threads)
+        made.set_epoch(2)
+        return made
+    assert loader(None).threads and not loader(False).threads             # threads unless asked otherwise
+    by_threads, by_processes = [clip_ids(b) for b in loader(True)], [clip_ids(b) for b in loader(False)]
+    if kind == "packed":          # processes send several batches at once: the same batches, a group at a time
+        assert sorted(by_threads) == sorted(by_processes)
+    else: assert by_threads == by_processes
+    assert len(by_threads) == len(loader(True)) and [len(b) for b in by_threads] == [6] * (CLIPS // 6) + [CLIPS % 6]
+    check_resumes(lambda: loader(True))
+
+
+def test_processes_when_asked_or_needed(tree):
+    assert not IterableLoader(amass(tree), batch_size=4, num_workers=2, worker_init_fn=print).threads
+    assert not IterableLoader(amass(tree, transform=torch.as_tensor), batch_size=4, num_workers=2).threads
+    assert not IterableLoader(amass(tree), batch_size=4, num_workers=2, collate_fn=tudata.default_collate).threads
+    assert not IterableLoader(amass(tree), batch_size=4, num_workers=0).threads
+
+
+def test_thread_errors_are_raised_and_threads_end(tree):
+    import threading
+    dataset = amass(tree)
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+    dataset.read_plan = broken                 # the instance's own: threads share it
+    dataset._batches = lambda *args, **kwargs: broken()
+    with pytest.raises(OSError, match="disk gone"):
+        list(IterableLoader(dataset, batch_size=4, num_workers=2))
+    before = threading.active_count()
+    first = next(iter(IterableLoader(amass(tree), batch_size=4, num_workers=2)))   # stopped after one batch
+    assert len(first["trans"]) == 4 and threading.active_count() == before
