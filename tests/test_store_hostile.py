@@ -74,7 +74,7 @@ def test_nan_is_refused_naming_file_and_key_and_allowed_on_request(tmp_path):
     bad_betas = identified_sequence(2, 5)
     bad_betas["betas"][3] = np.nan
     write_tree(tmp_path / "src", {"DS/a_poses.npz": identified_sequence(0, 5), "DS/b_poses.npz": bad, "DS/c_poses.npz": bad_betas})
-    status, out, err = run_pack([str(tmp_path / "src"), str(tmp_path / "store")])
+    status, out, err = run_pack(["-n", "1", str(tmp_path / "src"), str(tmp_path / "store")])   # one thread: b before c
     assert (status, out) == (1, "") and err.count("\n") == 1, err
     assert "b_poses.npz: 'trans' holds 1 non-finite values (NaN or inf), the first in frame 6" in err and "--allow-nonfinite" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [".llamass.lock", "src"]            # nothing half-written
