@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SPLIT_FILES', 'source_key', 'source_frames', 'Motion', 'humanml3d_plan', 'sequence_joints', 'make_motions',
-           'read_captions', 'HumanML3D', 'skipped_summary', 'copy_texts', 'copy_splits', 'write_humanml3d',
-           'humanml3d_arguments', 'amass_humanml3d']
+           'read_captions', 'read_split', 'HumanML3D', 'skipped_summary', 'copy_texts', 'copy_splits',
+           'write_humanml3d', 'humanml3d_arguments', 'amass_humanml3d']
 
 # %% ../nbs/21_humanml3d_data.ipynb #6947d88a
 import csv
@@ -115,11 +115,12 @@ def make_motions(path, # the AMASS sequence file
         made[motion.name] = (features.float().numpy(), joints_from_features(features.float()).numpy())
     return made
 
-# %% ../nbs/21_humanml3d_data.ipynb #eaa0ecf0
+# %% ../nbs/21_humanml3d_data.ipynb #f9efb2fb
 def read_captions(texts, # HumanML3D's texts/ folder
                   name): # a motion's name ('000021' or 'M000021')
     "[(caption, tokens, start_s, end_s)] of one motion (0, 0: the whole motion); FileNotFoundError naming the file."
     file = Path(texts) / f"{name}.txt"
+    if not file.is_file() and name.startswith("M"): file = Path(texts) / f"{name[1:]}.txt"   # no mirrored caption file
     if not file.is_file(): raise FileNotFoundError(f"HumanML3D text file {file} does not exist")
     rows = []
     for line in file.read_text().splitlines():
@@ -128,6 +129,12 @@ def read_captions(texts, # HumanML3D's texts/ folder
         number = lambda k: float(fields[k]) if len(fields) > k and fields[k] not in ("", "nan") else 0.0
         rows.append((fields[0], fields[1] if len(fields) > 1 else "", number(2), number(3)))
     return rows
+
+def read_split(path): # one of HumanML3D's split lists
+    "The motion names of a HumanML3D split list; FileNotFoundError naming it."
+    path = Path(path).expanduser()
+    if not path.is_file(): raise FileNotFoundError(f"HumanML3D split list {path} does not exist")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 class HumanML3D(torch.utils.data.Dataset):
     "HumanML3D's motions made from an AMASS tree and HumanML3D's `index.csv`: a map-style dataset of dicts."
@@ -138,10 +145,14 @@ class HumanML3D(torch.utils.data.Dataset):
                  texts=None, # HumanML3D's texts/ folder (None: no captions)
                  body_models=None, # folder of smplh/{male,female,neutral}/model.npz (None: the mean body, with a warning)
                  mirrored=True, # include the mirrored copies ('M' names)
+                 split=None, # one of HumanML3D's split lists (train.txt, ...): only the motions it names (None: all)
                  n_jobs=4, # threads indexing the tree
                  progress=True): # progress bar while indexing
         self.index = index_sequences(Path(amass_location).expanduser(), n_jobs=n_jobs, strict=False, progress=progress)
         self.motions, self.skipped = humanml3d_plan(self.index, index_csv, mirrored)
+        if split is not None:
+            listed = set(read_split(split))
+            self.motions = [m for m in self.motions if m.name in listed]
         self.texts, self.body_models = texts, body_models
         if self.skipped: warn(f"{index_csv}: {len(self.skipped)} rows cannot be made from {self.index.root} ({skipped_summary(self.skipped)})")
 
@@ -155,7 +166,7 @@ class HumanML3D(torch.utils.data.Dataset):
         path = self.index.paths[motion.sequence]
         features, joints = make_motions(path, [motion], self.body_models)[motion.name]
         item = {"name": motion.name, "features": features, "joints": joints, "frames": motion.frames, "source": str(path)}
-        if self.texts is not None: item["captions"] = read_captions(self.texts, motion.name.lstrip("M"))
+        if self.texts is not None: item["captions"] = read_captions(self.texts, motion.name)
         return item
 
 def skipped_summary(skipped): # [(name, source_path, reason)]

@@ -258,3 +258,17 @@ def test_mirror_choice():
 def test_feet_threshold_scales_with_fps():
     assert float(h.feet_threshold_at(20.0)) == h.FEET_THRESHOLD
     assert np.isclose(float(h.feet_threshold_at(40.0)), h.FEET_THRESHOLD / 4)
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_packed_device_path(tmp_path, body_models, device):
+    "PackedAMASS(device=...) gathers batches on the device; the humanml3d key is made there, equal to the host path's."
+    from llamass.core import PackedAMASS, amass_pack
+    root = walk_tree(tmp_path / "tree")
+    amass_pack(root, tmp_path / "packed", progress=False)
+    common = dict(clip_length=40, keep=1.0, target_fps=20, data_keys=["humanml3d"], body_models=body_models, batch_size=4,
+                  file_list_seed=None, mirror=0.5)
+    on_device = next(iter(PackedAMASS(tmp_path / "packed", device=device, **common)))["humanml3d"]
+    on_host = next(iter(PackedAMASS(tmp_path / "packed", **common)))["humanml3d"]
+    assert on_device.device.type == device and on_device.shape == (4, 39, 263)
+    assert torch.allclose(on_device.cpu(), on_host, atol=1e-4)
