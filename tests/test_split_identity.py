@@ -219,6 +219,15 @@ def test_a_folder_of_packed_stores_is_not_amass(sample_root, tmp_path):
     assert status == 1 and "is not an AMASS folder" in err and (tmp_path / "stores" / "packed" / "manifest.json").is_file()
 
 
+@pytest.mark.parametrize("outdir", ["file", "file/images"])
+def test_amass_info_plots_into_a_file_is_one_line(sample_root, tmp_path, outdir):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "file").write_text("mine")
+    status, out, err = run(amass_info, ["--plots", str(tmp_path / outdir), str(sample_root)])
+    assert (status, out) == (1, "") and err.count("\n") == 1, err
+    assert f"{tmp_path / 'file'} is a file: give a folder" in err and (tmp_path / "file").read_text() == "mine"
+
+
 def test_a_tree_of_unknown_names_holding_sequences_is_amass(sample_root, tmp_path):
     root = tmp_path / "mine"
     shutil.copytree(sample_root / "CMU", root / "MyMocap")
