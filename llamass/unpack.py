@@ -596,12 +596,15 @@ def remove_tree(path):
     if not stat.S_ISDIR(os.lstat(path).st_mode): path.unlink(); return
     folders = [path]
     while folders:   # a folder stays on the stack until its subfolders are gone, then it is empty
-        with os.scandir(folders[-1]) as entries: entries = list(entries)
+        try:
+            with os.scandir(folders[-1]) as entries: entries = list(entries)
+        except FileNotFoundError: folders.pop(); continue   # gone already (here and below): what we wanted
         inner = [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
         for entry in entries:
-            if not entry.is_dir(follow_symlinks=False): os.unlink(entry.path)
-        if inner: folders.extend(inner)
-        else: os.rmdir(folders.pop())
+            if not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError): os.unlink(entry.path)
+        if inner: folders.extend(inner); continue
+        with contextlib.suppress(FileNotFoundError): os.rmdir(folders.pop())
 
 def make_own_folder(path, what):
     "Create the folder `path` with a marker inside saying that llamass made it, for `what`, and may delete it."
