@@ -504,6 +504,7 @@ class IterableLoader(tudata.DataLoader):
                  threads=None,        # workers are threads of this process (None: when the dataset's work allows it, see below)
                  **kwargs):           # DataLoader's other arguments: num_workers, drop_last, collate_fn, pin_memory, ...
         batch_size, drop_last = loader_batch_size(dataset, batch_size, shuffle), bool(kwargs.pop("drop_last", False))
+        own_work = worker_init_fn is None and not args and kwargs.get("collate_fn") is None and kwargs.get("multiprocessing_context") is None
         if getattr(dataset, "partial_clips", False) and kwargs.get("collate_fn") is None and batch_size is not None:
             kwargs["collate_fn"] = pad_collate    # variable-length clips: padded, with mask and lengths
         self.gathered = batch_size is not None and kwargs.get("collate_fn") is None and not args and dataset.gathers_batches()
@@ -512,9 +513,7 @@ class IterableLoader(tudata.DataLoader):
         for name, value in (("sampler", _EpochSampler(dataset)), ("batch_size", batch_size), ("drop_last", drop_last)):
             object.__setattr__(self, name, value)                  # DataLoader forbids setting them after __init__
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is
-        self.threads = self.num_workers > 0 and (bool(threads) if threads is not None else
-                                                 worker_init_fn is None and not args and kwargs.get("collate_fn") is None and
-                                                 kwargs.get("multiprocessing_context") is None and dataset.works_in_threads())
+        self.threads = self.num_workers > 0 and (bool(threads) if threads is not None else own_work and dataset.works_in_threads())
         self._epoch, self._batches, self._resume, self._seen_version = None, 0, None, None
 
     def _workers(self): return max(1, self.num_workers)
