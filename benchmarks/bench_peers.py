@@ -70,6 +70,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -131,7 +132,9 @@ def installed(module):
 def sequence_files(root, store):
     "The npz files of the sequences in the store, in the store's order (a sequence's number is its place here)."
     from llamass.packed import PackedAMASS
-    return [str(Path(root) / p) for p in PackedAMASS(store, 1).sequence_paths]
+    with warnings.catch_warnings():                       # a sequence too short for any clip is listed all the same
+        warnings.simplefilter("ignore")
+        return [str(Path(root) / p) for p in PackedAMASS(store, 1).sequence_paths]
 
 
 def read_sequence(path):
@@ -613,9 +616,17 @@ def ratios(results, rows):
 
 def report(results, rows, missing, describe, settings):
     "The run's markdown: the machine, the settings, the table, the ratios."
-    return "\n".join([describe, settings, "", table(HEADER, [row_cells(k, results, missing) for k in rows]), "",
+    return "\n".join([describe, settings, "", table(HEADER, [row_cells(k, results, missing) for k in rows]), "", *NOTES, "",
                       "Ratios (frames/s over frames/s of the same clip length and workers; numpy.take has 0 workers only):", "",
                       *ratios(results, rows), ""])
+
+
+NOTES = ["- first batch: from making the dataset and loader to holding the first batch (in RAM: gathering every clip from the "
+         "store first; ffcv: numba compiling its pipeline); workers persistent; peak MB: the largest sum of the proportional set "
+         "sizes of a cell's processes (pages they share counted once), over its rounds.",
+         "- prepare: from the npz files to what the loader reads (llamass: `amass_pack -n 2`; LitData: `optimize(num_workers=2)`; "
+         "ffcv: `DatasetWriter(num_workers=2)`; Mosaic, WebDataset: one process; `AMASS` reads the npz files as they are, whose "
+         "bytes are shown). Exactly once: one whole epoch, every (sequence, first frame) counted against the clips there are."]
 
 
 def write_atomic(path, text):
