@@ -92,7 +92,7 @@ def humanml3d_joints(batch, # {'poses', 'trans', 'betas', 'gender'} of AMASS cli
     joints = fk_rotmat(roma.rotvec_to_rotmat(rotvecs), HUMANML3D_PARENTS, offsets, offsets[..., 0, :] + trans)
     return _like_input(joints @ poses.new_tensor(Z_UP_TO_HUMANML3D).T, was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #6c7d06bd
+# %% ../nbs/19_humanml3d.ipynb #55191447
 def _path_matrix(parents=HUMANML3D_PARENTS):
     "(J, J) matrix: entry (j, k) is 1 when bone k (from k's parent to k) lies on the path from the root to joint j."
     paths = np.zeros((len(parents), len(parents)))
@@ -105,28 +105,44 @@ def _bones(joints):
     "Bone vectors (..., J, 3) from each joint's parent to it (zero for the root)."
     return joints - joints[..., [max(p, 0) for p in HUMANML3D_PARENTS], :]
 
+def _pick(plane, joints): # a plane (..., J); joint numbers
+    "`plane[..., joints]` (a gather: faster than indexing with a list)."
+    index = torch.as_tensor(joints, device=plane.device)
+    return plane.gather(-1, index.expand(*plane.shape[:-1], len(joints)))
+
+def _bone_planes(x, y, z): # coordinate planes (..., 22) of the joints
+    "The bone vectors as three planes (..., 22) (zero for the root)."
+    parents = [max(p, 0) for p in HUMANML3D_PARENTS]
+    return x - _pick(x, parents), y - _pick(y, parents), z - _pick(z, parents)
+
+def _unit_bones(x, y, z): # coordinate planes (..., T, 22)
+    "(unit bone directions as three planes, bone lengths (..., T, 22)); the root's direction is zero."
+    bx, by, bz = _bone_planes(x, y, z)
+    length = torch.sqrt(bx * bx + by * by + bz * bz)
+    inverse = 1 / length.clamp_min(torch.finfo(x.dtype).tiny)
+    return (bx * inverse, by * inverse, bz * inverse), length
+def _retarget_planes(x, y, z, # coordinate planes (..., T, 22)
+                     units=None): # the unit bones and lengths of (x, y, z), if already known
+    "The retargeted joints as three planes: each bone's direction, the target's length; the root path scaled by the leg ratio."
+    (ux, uy, uz), length = units or _unit_bones(x, y, z)
+    lengths, leg = x.new_tensor(HUMANML3D_BONE_LENGTHS), list(HUMANML3D_LEG)
+    scale = lengths[leg].sum() / length[..., :1, leg].sum(-1, keepdim=True)                      # (..., 1, 1)
+    paths = (x.new_tensor(_path_matrix()) * lengths).T                                          # unit bones -> joints
+    return tuple(plane[..., :1] * scale + unit @ paths for plane, unit in ((x, ux), (y, uy), (z, uz)))
 def retarget(joints): # (..., T, 22, 3) HumanML3D's joints, Y-up
     "The joints on HumanML3D's target skeleton: each bone's direction kept, its length the target's; the root path scaled by the leg ratio."
     joints, was_numpy = _as_tensor(joints)
-    bones = _bones(_check_joints(joints))
-    lengths = joints.new_tensor(HUMANML3D_BONE_LENGTHS)
-    first = bones[..., :1, list(HUMANML3D_LEG), :].norm(dim=-1).sum(-1, keepdim=True)           # (..., 1, 1)
-    scale = lengths[list(HUMANML3D_LEG)].sum() / first
-    unit = bones / bones.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(bones.dtype).tiny)
-    paths = joints.new_tensor(_path_matrix()) * lengths                                           # (J, J)
-    along = paths @ unit                                                                           # one matrix product
-    out = joints[..., :1, :] * scale[..., None] + along
-    return _like_input(out, was_numpy)
+    return _like_input(torch.stack(_retarget_planes(*_check_joints(joints).unbind(-1)), -1), was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #e1184380
-def _facing(joints, hips_swapped): # (..., 22, 3); `hips_swapped`: HumanML3D's inverse-kinematics reading
-    "Unnormalized horizontal facing direction (..., 2) as (x, z) of `up × across`."
+# %% ../nbs/19_humanml3d.ipynb #cf4f766c
+def _facing(x, y, z, # coordinate planes (..., 22) of the joints
+            hips_swapped): # HumanML3D's inverse-kinematics reading of the hips
+    "Unnormalized horizontal facing direction (..., 2) as (x, z) of `up × across`, `across` of unit length."
     right_hip, left_hip, right_shoulder, left_shoulder = HUMANML3D_FACE
     if hips_swapped: right_hip, left_hip = left_hip, right_hip
-    across = joints[..., right_hip, :] - joints[..., left_hip, :] + joints[..., right_shoulder, :] - joints[..., left_shoulder, :]
-    across = across / across.norm(dim=-1, keepdim=True)
-    return torch.stack([across[..., 2], -across[..., 0]], -1)
-
+    ax, ay, az = (p[..., right_hip] - p[..., left_hip] + p[..., right_shoulder] - p[..., left_shoulder] for p in (x, y, z))
+    norm = torch.sqrt(ax * ax + ay * ay + az * az)
+    return torch.stack([az / norm, -ax / norm], -1)
 def _unit(direction):
     "`direction` (..., 2) scaled to length 1."
     return direction / direction.norm(dim=-1, keepdim=True)
@@ -164,7 +180,7 @@ def _half_turns(facing):
     norm = torch.sqrt(w * w + y * y)
     return w / norm, y / norm
 
-# %% ../nbs/19_humanml3d.ipynb #d0b389f9
+# %% ../nbs/19_humanml3d.ipynb #f02abfbd
 def _ik_parents(chains=HUMANML3D_CHAINS):
     "For each joint 1..21, the joint whose bone rotation its own is measured from (-1: the root's facing turn)."
     parents = {}
@@ -172,16 +188,13 @@ def _ik_parents(chains=HUMANML3D_CHAINS):
         for i, joint in enumerate(chain[1:]): parents[joint] = -1 if i == 0 else chain[i]
     return [parents[j] for j in range(1, len(HUMANML3D_PARENTS))]
 
-def shortest_arcs(v, # (..., J, 3) bone vectors (any length)
+def shortest_arcs(v, # (vx, vy, vz): unit bone directions as three planes (..., J)
                   rest): # (J, 3) unit rest directions
     "Unit quaternions (w, x, y, z) as four (..., J) tensors: the shortest arcs from `rest` to `v` (HumanML3D's qbetween)."
-    (ux, uy, uz), (vx, vy, vz) = rest.T, v.unbind(-1)
-    norm = torch.sqrt(vx * vx + vy * vy + vz * vz)
-    vx, vy, vz = vx / norm, vy / norm, vz / norm
+    (ux, uy, uz), (vx, vy, vz) = rest.T, v
     w = 1 + ux * vx + uy * vy + uz * vz
     scale = torch.rsqrt(2 * w)                                               # |(1 + u·v, u × v)|² = 2 (1 + u·v)
     return w * scale, (uy * vz - uz * vy) * scale, (uz * vx - ux * vz) * scale, (ux * vy - uy * vx) * scale
-
 def _conj_mul(p, q):
     "Quaternions as (w, x, y, z) tuples of tensors: conj(p) q."
     pw, px, py, pz = p
@@ -190,53 +203,77 @@ def _conj_mul(p, q):
             pw * qy + px * qz - py * qw - pz * qx, pw * qz - px * qy + py * qx - pz * qw)
 
 def quat_to_6d(q):
-    "(..., 6): the first two columns of the rotation matrices of unit quaternions (w, x, y, z), a tuple of tensors."
+    "The first two columns of the rotation matrices of unit quaternions (w, x, y, z): six tensors (m00, m10, m20, m01, m11, m21)."
     w, x, y, z = q
-    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w),
-                        2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)], -1)
-
-def joint_rotations_6d(joints, # (..., T, 22, 3) on HumanML3D's skeleton, facing +z at the first frame
-                       facing): # (..., T, 2) unit (smoothed) facing directions
-    "(..., T, 21, 6): HumanML3D's 6D rotations of joints 1..21 by its inverse kinematics."
-    arcs = shortest_arcs(_bones(joints)[..., 1:, :], joints.new_tensor(HUMANML3D_DIRECTIONS[1:]))   # each bone's global rotation
+    xx, yy, zz, xy, xz, yz, wx, wy, wz = x * x, y * y, z * z, x * y, x * z, y * z, w * x, w * y, w * z
+    return 1 - 2 * (yy + zz), 2 * (xy + wz), 2 * (xz - wy), 2 * (xy - wz), 1 - 2 * (xx + zz), 2 * (yz + wx)
+def _rotations_6d(units, # unit bone directions (ux, uy, uz), three planes (..., T, 22), after the first frame's turn
+                  facing): # (..., T, 2) unit (smoothed) facing directions
+    "HumanML3D's 6D rotations of joints 1..21 by its inverse kinematics: six planes (..., T, 21)."
+    arcs = shortest_arcs(tuple(u[..., 1:] for u in units), units[0].new_tensor(HUMANML3D_DIRECTIONS[1:]))   # global rotations
     cos, sin = _half_turns(facing)
     zero = torch.zeros_like(cos)
     slots = [max(p, 0) for p in _ik_parents()]                                 # slot 0: the root's turn, slot j: joint j's arc
-    before = [torch.cat([turn[..., None], arc], -1)[..., slots] for turn, arc in zip((cos, zero, sin, zero), arcs)]
+    before = [_pick(torch.cat([turn[..., None], arc], -1), slots) for turn, arc in zip((cos, zero, sin, zero), arcs)]
     return quat_to_6d(_conj_mul(before, arcs))
+def joint_rotations_6d(joints, # (..., T, 22, 3) on HumanML3D's skeleton, facing +z at the first frame
+                       facing): # (..., T, 2) unit (smoothed) facing directions
+    "(..., T, 21, 6): HumanML3D's 6D rotations of joints 1..21 by its inverse kinematics."
+    return torch.stack(_rotations_6d(_unit_bones(*joints.unbind(-1))[0], facing), -1)
 
-# %% ../nbs/19_humanml3d.ipynb #99ec681f
+# %% ../nbs/19_humanml3d.ipynb #52d03d2b
+def _first_turn(x, y, z): # coordinate planes (..., T, 22)
+    "The first frame's unit facing (x, z) as two (..., 1, 1) tensors (HumanML3D reads the hips right here)."
+    facing = _unit(_facing(x[..., 0, :], y[..., 0, :], z[..., 0, :], hips_swapped=False))[..., None, None, :]
+    return facing[..., 0], facing[..., 1]
+
+def _canonical_planes(x, y, z): # coordinate planes (..., T, 22)
+    "The planes with the clip on the floor, its first root above the origin, its first frame facing +z; and that turn (fx, fz)."
+    y = y - y.amin(dim=(-2, -1), keepdim=True)
+    x, z = x - x[..., :1, :1], z - z[..., :1, :1]
+    fx, fz = _first_turn(x, y, z)
+    return (fz * x - fx * z, y, fx * x + fz * z), (fx, fz)
 def _canonical_start(joints):
     "`joints` (..., T, 22, 3) on the floor, the first root above the origin, the first frame facing +z (HumanML3D's hips order)."
-    joints = joints.clone()
-    joints[..., 1] -= joints[..., 1].amin(dim=(-2, -1), keepdim=True)
-    origin = joints[..., :1, :1, :] * joints.new_tensor([1.0, 0.0, 1.0])
-    joints = joints - origin
-    return face_z(joints, _unit(_facing(joints[..., 0, :, :], hips_swapped=False))[..., None, :])
-
+    return torch.stack(_canonical_planes(*joints.unbind(-1))[0], -1)
+def _contacts(vx, vy, vz, threshold): # displacements to the next frame, three planes (..., T-1, 22)
+    "(..., T-1, 4) float: squared displacement of the foot joints below `threshold`."
+    return (_pick(vx * vx + vy * vy + vz * vz, list(HUMANML3D_FEET)) < threshold).to(vx.dtype)
 def foot_contacts_humanml3d(joints, # (..., T, 22, 3)
                             threshold=FEET_THRESHOLD): # squared metres per frame
     "(..., T-1, 4) float: HumanML3D's foot contacts, squared displacement to the next frame below `threshold`."
-    feet = joints[..., list(HUMANML3D_FEET), :]
-    return (((feet[..., 1:, :, :] - feet[..., :-1, :, :]) ** 2).sum(-1) < threshold).to(joints.dtype)
+    return _contacts(*(p[..., 1:, :] - p[..., :-1, :] for p in joints.unbind(-1)), threshold)
+def _turned(fx, fz, x, y, z):
+    "Planes (x, y, z) turned about the vertical so that facing (fx, fz) becomes +z."
+    return fz * x - fx * z, y, fx * x + fz * z
+
+def _write_planes(out, planes):
+    "Write planes (..., N) into `out` (..., N * len(planes)) interleaved: out[..., k::len(planes)] = planes[k]."
+    grouped = out.unflatten(-1, (-1, len(planes)))
+    for k, plane in enumerate(planes): grouped[..., k] = plane
 
 def features_from_joints(joints, # (..., T, 22, 3) HumanML3D's joints (SMPL order, Y-up, metres), numpy or torch
                          feet_threshold=FEET_THRESHOLD): # foot contact: squared displacement per frame below this
     "(..., T-1, 263) HumanML3D features of `joints`, as its `process_file` computes them."
     joints, was_numpy = _as_tensor(joints)
-    positions = _canonical_start(retarget(_check_joints(joints)))
-    facing = _unit(gaussian_smooth(_facing(positions, hips_swapped=True), FACING_SIGMA))       # (..., T, 2)
+    units, length = _unit_bones(*_check_joints(joints).unbind(-1))
+    (x, y, z), (fx, fz) = _canonical_planes(*_retarget_planes(*joints.unbind(-1), (units, length)))   # planes (..., T, 22)
+    units = _turned(fx, fz, *units)                                                # the bones' directions after that turn
+    facing = _unit(gaussian_smooth(_facing(x, y, z, hips_swapped=True), FACING_SIGMA))  # (..., T, 2)
     cos, sin = _half_turns(facing)
-    root_turn = torch.asin((sin[..., 1:] * cos[..., :-1] - cos[..., 1:] * sin[..., :-1]).clamp(-1, 1))
-    root = positions[..., 0, :]
-    root_velocity = face_z(root[..., 1:, :] - root[..., :-1, :], facing[..., 1:, :])[..., [0, 2]]
-    centred = positions - positions[..., :1, :] * positions.new_tensor([1.0, 0.0, 1.0])
-    ric = face_z(centred, facing)[..., 1:, :].flatten(-2)
-    rotations = joint_rotations_6d(positions, facing).flatten(-2)
-    velocity = face_z(positions[..., 1:, :, :] - positions[..., :-1, :, :], facing[..., :-1, :]).flatten(-2)
-    contacts = foot_contacts_humanml3d(positions, feet_threshold)
-    out = torch.cat([root_turn[..., None], root_velocity, root[..., :-1, 1:2], ric[..., :-1, :], rotations[..., :-1, :],
-                     velocity, contacts], -1)
+    fx, fz = facing[..., 0:1], facing[..., 1:2]                                      # (..., T, 1)
+    out = x.new_empty(*x.shape[:-2], x.shape[-2] - 1, N_FEATURES)
+    out[..., 0] = torch.asin((sin[..., 1:] * cos[..., :-1] - cos[..., 1:] * sin[..., :-1]).clamp(-1, 1))
+    step_x, step_z = x[..., 1:, 0] - x[..., :-1, 0], z[..., 1:, 0] - z[..., :-1, 0]
+    out[..., 1], out[..., 2] = fz[..., 1:, 0] * step_x - fx[..., 1:, 0] * step_z, fx[..., 1:, 0] * step_x + fz[..., 1:, 0] * step_z
+    out[..., 3] = y[..., :-1, 0]
+    f0x, f0z = fx[..., :-1, :], fz[..., :-1, :]
+    centred = (x[..., :-1, 1:] - x[..., :-1, :1], y[..., :-1, 1:], z[..., :-1, 1:] - z[..., :-1, :1])
+    _write_planes(out[..., 4:67], _turned(f0x, f0z, *centred))
+    _write_planes(out[..., 67:193], _rotations_6d(tuple(u[..., :-1, :] for u in units), facing[..., :-1, :]))
+    steps = tuple(p[..., 1:, :] - p[..., :-1, :] for p in (x, y, z))
+    _write_planes(out[..., 193:259], _turned(f0x, f0z, *steps))
+    out[..., 259:263] = _contacts(*steps, feet_threshold)
     return _like_input(out, was_numpy)
 
 # %% ../nbs/19_humanml3d.ipynb #4f492758

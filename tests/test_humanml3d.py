@@ -69,8 +69,8 @@ def test_each_quirk_matters():
     "Reading the hips in the right order would change the 6D rotations: the reference pins the quirk."
     joints = walks(1, 60, seed=3)[0]
     positions = h._canonical_start(h.retarget(torch.tensor(joints)))
-    quirky = h._facing(positions, hips_swapped=True)
-    straight = h._facing(positions, hips_swapped=False)
+    quirky = h._facing(*positions.unbind(-1), hips_swapped=True)
+    straight = h._facing(*positions.unbind(-1), hips_swapped=False)
     assert not torch.allclose(h._unit(quirky), h._unit(straight), atol=1e-3)
 
 
