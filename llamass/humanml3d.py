@@ -24,7 +24,7 @@ from .motion import body_skeleton, clip_rest_joints
 from .transforms import Skeleton, fk_rotmat
 from .vocabulary import SMPL_BODY_JOINT_NAMES, mirrored_joints
 
-# %% ../nbs/19_humanml3d.ipynb #ee7c622c
+# %% ../nbs/19_humanml3d.ipynb #dc6acc37
 HUMANML3D_JOINTS = SMPL_BODY_JOINT_NAMES  # its 22 joints: SMPL's body joints 0-21, in SMPL's order
 HUMANML3D_CHAINS = ((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9, 14, 17, 19, 21), (9, 13, 16, 18, 20))
 HUMANML3D_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
@@ -36,7 +36,7 @@ HUMANML3D_BONE_LENGTHS = (  # metres, bone from the parent to each joint, measur
     0.0, 0.103074, 0.1098834, 0.1315682, 0.3936232, 0.3901882, 0.1431902, 0.432433, 0.4256434, 0.0573647, 0.1433818,
     0.1494191, 0.2193601, 0.1374868, 0.1433828, 0.1030392, 0.131614, 0.1229844, 0.2568399, 0.2630919, 0.2660118,
     0.2698763)
-HUMANML3D_LEG = (5, 8)              # the bones whose summed length sets the root path's scale (right shin and thigh)
+HUMANML3D_LEG = (5, 8)              # the bones whose summed length sets the root path's scale (right thigh and shin)
 HUMANML3D_FACE = (2, 1, 17, 16)     # right hip, left hip, right shoulder, left shoulder: the facing direction
 HUMANML3D_FEET = (7, 10, 8, 11)     # left ankle, left toes, right ankle, right toes: the four contact columns
 HUMANML3D_MIRROR = tuple(mirrored_joints(HUMANML3D_JOINTS).tolist())  # each joint's mirror image: left <-> right
@@ -47,7 +47,7 @@ FEATURE_GROUPS = {"root_rot_velocity": (0, 1), "root_linear_velocity": (1, 3), "
                   "rot_6d": (67, 193), "local_velocity": (193, 259), "foot_contact": (259, 263)}  # columns of the 263
 N_FEATURES = 263
 
-# %% ../nbs/19_humanml3d.ipynb #2c08ee4b
+# %% ../nbs/19_humanml3d.ipynb #79474483
 def _as_tensor(x):
     "(a floating tensor of `x`, whether `x` was numpy)."
     was_numpy = not isinstance(x, torch.Tensor)
@@ -92,7 +92,7 @@ def humanml3d_joints(batch, # {'poses', 'trans', 'betas', 'gender'} of AMASS cli
     joints = fk_rotmat(roma.rotvec_to_rotmat(rotvecs), HUMANML3D_PARENTS, offsets, offsets[..., 0, :] + trans)
     return _like_input(joints @ poses.new_tensor(Z_UP_TO_HUMANML3D).T, was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #55191447
+# %% ../nbs/19_humanml3d.ipynb #1e87309f
 def _path_matrix(parents=HUMANML3D_PARENTS):
     "(J, J) matrix: entry (j, k) is 1 when bone k (from k's parent to k) lies on the path from the root to joint j."
     paths = np.zeros((len(parents), len(parents)))
@@ -121,6 +121,7 @@ def _unit_bones(x, y, z): # coordinate planes (..., T, 22)
     length = torch.sqrt(bx * bx + by * by + bz * bz)
     inverse = 1 / length.clamp_min(torch.finfo(x.dtype).tiny)
     return (bx * inverse, by * inverse, bz * inverse), length
+
 def _retarget_planes(x, y, z, # coordinate planes (..., T, 22)
                      units=None): # the unit bones and lengths of (x, y, z), if already known
     "The retargeted joints as three planes: each bone's direction, the target's length; the root path scaled by the leg ratio."
@@ -129,12 +130,13 @@ def _retarget_planes(x, y, z, # coordinate planes (..., T, 22)
     scale = lengths[leg].sum() / length[..., :1, leg].sum(-1, keepdim=True)                      # (..., 1, 1)
     paths = (x.new_tensor(_path_matrix()) * lengths).T                                          # unit bones -> joints
     return tuple(plane[..., :1] * scale + unit @ paths for plane, unit in ((x, ux), (y, uy), (z, uz)))
+
 def retarget(joints): # (..., T, 22, 3) HumanML3D's joints, Y-up
     "The joints on HumanML3D's target skeleton: each bone's direction kept, its length the target's; the root path scaled by the leg ratio."
     joints, was_numpy = _as_tensor(joints)
     return _like_input(torch.stack(_retarget_planes(*_check_joints(joints).unbind(-1)), -1), was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #cf4f766c
+# %% ../nbs/19_humanml3d.ipynb #83353454
 def _facing(x, y, z, # coordinate planes (..., 22) of the joints
             hips_swapped): # HumanML3D's inverse-kinematics reading of the hips
     "Unnormalized horizontal facing direction (..., 2) as (x, z) of `up × across`, `across` of unit length."
@@ -143,6 +145,7 @@ def _facing(x, y, z, # coordinate planes (..., 22) of the joints
     ax, ay, az = (p[..., right_hip] - p[..., left_hip] + p[..., right_shoulder] - p[..., left_shoulder] for p in (x, y, z))
     norm = torch.sqrt(ax * ax + ay * ay + az * az)
     return torch.stack([az / norm, -ax / norm], -1)
+
 def _unit(direction):
     "`direction` (..., 2) scaled to length 1."
     return direction / direction.norm(dim=-1, keepdim=True)
@@ -180,7 +183,7 @@ def _half_turns(facing):
     norm = torch.sqrt(w * w + y * y)
     return w / norm, y / norm
 
-# %% ../nbs/19_humanml3d.ipynb #f02abfbd
+# %% ../nbs/19_humanml3d.ipynb #c099e50d
 def _ik_parents(chains=HUMANML3D_CHAINS):
     "For each joint 1..21, the joint whose bone rotation its own is measured from (-1: the root's facing turn)."
     parents = {}
@@ -195,6 +198,7 @@ def shortest_arcs(v, # (vx, vy, vz): unit bone directions as three planes (..., 
     w = 1 + ux * vx + uy * vy + uz * vz
     scale = torch.rsqrt(2 * w)                                               # |(1 + u·v, u × v)|² = 2 (1 + u·v)
     return w * scale, (uy * vz - uz * vy) * scale, (uz * vx - ux * vz) * scale, (ux * vy - uy * vx) * scale
+
 def _conj_mul(p, q):
     "Quaternions as (w, x, y, z) tuples of tensors: conj(p) q."
     pw, px, py, pz = p
@@ -207,6 +211,7 @@ def quat_to_6d(q):
     w, x, y, z = q
     xx, yy, zz, xy, xz, yz, wx, wy, wz = x * x, y * y, z * z, x * y, x * z, y * z, w * x, w * y, w * z
     return 1 - 2 * (yy + zz), 2 * (xy + wz), 2 * (xz - wy), 2 * (xy - wz), 1 - 2 * (xx + zz), 2 * (yz + wx)
+
 def _rotations_6d(units, # unit bone directions (ux, uy, uz), three planes (..., T, 22), after the first frame's turn
                   facing): # (..., T, 2) unit (smoothed) facing directions
     "HumanML3D's 6D rotations of joints 1..21 by its inverse kinematics: six planes (..., T, 21)."
@@ -216,12 +221,13 @@ def _rotations_6d(units, # unit bone directions (ux, uy, uz), three planes (...,
     slots = [max(p, 0) for p in _ik_parents()]                                 # slot 0: the root's turn, slot j: joint j's arc
     before = [_pick(torch.cat([turn[..., None], arc], -1), slots) for turn, arc in zip((cos, zero, sin, zero), arcs)]
     return quat_to_6d(_conj_mul(before, arcs))
+
 def joint_rotations_6d(joints, # (..., T, 22, 3) on HumanML3D's skeleton, facing +z at the first frame
                        facing): # (..., T, 2) unit (smoothed) facing directions
     "(..., T, 21, 6): HumanML3D's 6D rotations of joints 1..21 by its inverse kinematics."
     return torch.stack(_rotations_6d(_unit_bones(*joints.unbind(-1))[0], facing), -1)
 
-# %% ../nbs/19_humanml3d.ipynb #52d03d2b
+# %% ../nbs/19_humanml3d.ipynb #fc0c1e8c
 def _first_turn(x, y, z): # coordinate planes (..., T, 22)
     "The first frame's unit facing (x, z) as two (..., 1, 1) tensors (HumanML3D reads the hips right here)."
     facing = _unit(_facing(x[..., 0, :], y[..., 0, :], z[..., 0, :], hips_swapped=False))[..., None, None, :]
@@ -233,16 +239,20 @@ def _canonical_planes(x, y, z): # coordinate planes (..., T, 22)
     x, z = x - x[..., :1, :1], z - z[..., :1, :1]
     fx, fz = _first_turn(x, y, z)
     return (fz * x - fx * z, y, fx * x + fz * z), (fx, fz)
+
 def _canonical_start(joints):
     "`joints` (..., T, 22, 3) on the floor, the first root above the origin, the first frame facing +z (HumanML3D's hips order)."
     return torch.stack(_canonical_planes(*joints.unbind(-1))[0], -1)
+
 def _contacts(vx, vy, vz, threshold): # displacements to the next frame, three planes (..., T-1, 22)
     "(..., T-1, 4) float: squared displacement of the foot joints below `threshold`."
     return (_pick(vx * vx + vy * vy + vz * vz, list(HUMANML3D_FEET)) < threshold).to(vx.dtype)
+
 def foot_contacts_humanml3d(joints, # (..., T, 22, 3)
                             threshold=FEET_THRESHOLD): # squared metres per frame
     "(..., T-1, 4) float: HumanML3D's foot contacts, squared displacement to the next frame below `threshold`."
     return _contacts(*(p[..., 1:, :] - p[..., :-1, :] for p in joints.unbind(-1)), threshold)
+
 def _turned(fx, fz, x, y, z):
     "Planes (x, y, z) turned about the vertical so that facing (fx, fz) becomes +z."
     return fz * x - fx * z, y, fx * x + fz * z
@@ -276,7 +286,7 @@ def features_from_joints(joints, # (..., T, 22, 3) HumanML3D's joints (SMPL orde
     out[..., 259:263] = _contacts(*steps, feet_threshold)
     return _like_input(out, was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #4f492758
+# %% ../nbs/19_humanml3d.ipynb #0ee4511b
 def joints_from_features(features): # (..., T, 263) HumanML3D features, numpy or torch
     "(..., T, 22, 3) joint positions from HumanML3D features, as its `recover_from_ric`."
     features, was_numpy = _as_tensor(features)
@@ -291,14 +301,14 @@ def joints_from_features(features): # (..., T, 263) HumanML3D features, numpy or
     joints = face_z(ric, undo) + root[..., None, :] * root.new_tensor([1.0, 0.0, 1.0])
     return _like_input(torch.cat([root[..., None, :], joints], -2), was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #f21f0d0b
+# %% ../nbs/19_humanml3d.ipynb #fcd46589
 def mirror_joints(joints): # (..., 22, 3) HumanML3D's joints (Y-up), numpy or torch
     "HumanML3D's mirror image of `joints`: x negated, left and right swapped."
     joints, was_numpy = _as_tensor(joints)
     if tuple(joints.shape[-2:]) != (22, 3): raise ValueError(f"joints: expected (..., 22, 3), got {tuple(joints.shape)}")
     return _like_input(joints[..., list(HUMANML3D_MIRROR), :] * joints.new_tensor([-1.0, 1.0, 1.0]), was_numpy)
 
-# %% ../nbs/19_humanml3d.ipynb #06b603fa
+# %% ../nbs/19_humanml3d.ipynb #50fbf0a8
 def _feature_arrays(item):
     "The (N, 263) float64 rows of one item of a stream: an array, a tensor, or a dict with a 'humanml3d' key."
     if isinstance(item, dict): item = item["humanml3d"]
@@ -327,7 +337,7 @@ def feature_stats(features, # an iterable of (..., 263) arrays or tensors (or di
     for start, stop in groups.values(): std[start:stop] = std[start:stop].mean()
     return mean.astype(np.float32), std.astype(np.float32)
 
-# %% ../nbs/19_humanml3d.ipynb #208fa05b
+# %% ../nbs/19_humanml3d.ipynb #cb119733
 def _unit_hash(path, start):
     "A number in [0, 1) that depends only on (path, start)."
     return zlib.crc32(f"{path}:{int(start)}".encode()) / 2 ** 32
