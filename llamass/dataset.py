@@ -276,9 +276,9 @@ def gathers_batches(self):
     return not self.partial_clips and self.transform is None
 
 @method_of(AMASS)
-def works_in_threads(self):
-    "A loader's workers may be threads: reading (zlib), cutting (numpy) and derived keys (numpy, torch) release the GIL; a transform might not."
-    return self.transform is None
+def worker_mode(self):
+    "Threads: reading (zlib), cutting (numpy) and derived keys (numpy, torch) release the GIL; processes with a transform, which might not."
+    return "threads" if self.transform is None else "processes"
 
 @method_of(AMASS)
 def iter_shard(self, epoch, shard, num_workers, skip=0):

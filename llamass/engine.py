@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MAX_EPOCH', 'method_of', 'process_group_rank', 'check_rank', 'draw_seed', 'PassState', 'ShardedClips', 'pad_collate',
-           'worker_init_fn', 'taken_in_turn', 'pinned', 'to_device', 'loader_batch_size', 'IterableLoader',
+           'worker_init_fn', 'in_turn', 'taken_in_turn', 'pinned', 'to_device', 'loader_batch_size', 'IterableLoader',
            'clip_metadata', 'one_clip']
 
 # %% ../nbs/04_engine.ipynb #58359098
@@ -370,10 +370,12 @@ def __iter__(self):
     worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
     yield from self.worker_items(worker, num_workers, info)
 
+WORKER_MODES = ("processes", "threads", "inline")   # how a loader's workers run, see IterableLoader
+
 @method_of(ShardedClips)
-def works_in_threads(self):
-    "Whether a loader's workers may be threads of one process: the work releases the GIL (numpy, torch) and shares no state (False: unknown)."
-    return False
+def worker_mode(self):
+    "How a loader's workers best run for this dataset: 'processes' (unknown work: DataLoader's), 'threads' (work that releases the GIL, no shared state) or 'inline' (work too small to share)."
+    return "processes"
 
 # %% ../nbs/04_engine.ipynb #2f7d8a68
 @method_of(ShardedClips)
@@ -449,21 +451,28 @@ def _stop_running_threads():
         stop.set()
         for thread in threads: thread.join(timeout=5)
 
+def in_turn(streams):
+    "Yield one item of each of `streams` in turn, skipping finished ones: how DataLoader takes its workers' items."
+    live, finished = [iter(s) for s in streams], object()
+    while live:
+        for stream in list(live):
+            item = next(stream, finished)
+            if item is finished: live.remove(stream)
+            else: yield item
+
+def _received(out):
+    "Yield the items a thread puts in the queue `out` until its end; raise the exception that ended it."
+    while not isinstance(item := out.get(), _Ended): yield item
+    if item.error is not None: raise item.error
+
 def taken_in_turn(streams,   # iterables (generators), each read by a thread of its own
                   depth=2):  # items each thread makes ahead
-    "Yield the items of `streams` one from each in turn, as DataLoader takes its workers' (a finished stream is skipped); an error in a thread is raised here."
+    "`in_turn` over `streams` each made ahead in a thread of its own; an error in a thread is raised here."
     queues, stop = [queue.Queue(depth) for _ in streams], threading.Event()
     threads = [threading.Thread(target=_drain, args=(s, q, stop), daemon=True, name=f"llamass-worker-{i}") for i, (s, q) in enumerate(zip(streams, queues))]
     _RUNNING[stop] = threads
     for thread in threads: thread.start()
-    try:
-        live = list(range(len(streams)))
-        while live:
-            for worker in list(live):
-                item = queues[worker].get()
-                if not isinstance(item, _Ended): yield item
-                elif item.error is not None: raise item.error
-                else: live.remove(worker)
+    try: yield from in_turn([_received(q) for q in queues])
     finally:                                  # stopped early, or failed: the threads finish their item and end
         stop.set()
         for thread in threads: thread.join()
@@ -501,7 +510,7 @@ class IterableLoader(tudata.DataLoader):
                  *args,
                  worker_init_fn=None, # called in each worker process (as DataLoader's)
                  device=None,         # move each batch there (e.g. accelerator.device)
-                 threads=None,        # workers are threads of this process (None: when the dataset's work allows it, see below)
+                 worker_mode=None,    # 'processes', 'threads' or 'inline' (None: the dataset's `worker_mode()`, see below)
                  **kwargs):           # DataLoader's other arguments: num_workers, drop_last, collate_fn, pin_memory, ...
         batch_size, drop_last = loader_batch_size(dataset, batch_size, shuffle), bool(kwargs.pop("drop_last", False))
         own_work = worker_init_fn is None and not args and kwargs.get("collate_fn") is None and kwargs.get("multiprocessing_context") is None
@@ -513,7 +522,8 @@ class IterableLoader(tudata.DataLoader):
         for name, value in (("sampler", _EpochSampler(dataset)), ("batch_size", batch_size), ("drop_last", drop_last)):
             object.__setattr__(self, name, value)                  # DataLoader forbids setting them after __init__
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is
-        self.threads = self.num_workers > 0 and (bool(threads) if threads is not None else own_work and dataset.works_in_threads())
+        if worker_mode is not None and worker_mode not in WORKER_MODES: raise ValueError(f"worker_mode must be one of {WORKER_MODES} or None, got {worker_mode!r}")
+        self.worker_mode = (None if self.num_workers == 0 else worker_mode or (dataset.worker_mode() if own_work else "processes"))
         self._epoch, self._batches, self._resume, self._seen_version = None, 0, None, None
 
     def _workers(self): return max(1, self.num_workers)
@@ -540,7 +550,7 @@ def __iter__(self):
     epoch, skip = self._next_epoch(), (self._resume or {}).get("batches", 0)
     self._resume, self._seen_version = None, self.dataset.pass_state.version
     self._epoch, self._batches = epoch, skip
-    grouped = (self.batch_size is None or self.gathered) and not self.threads   # worker processes may send several batches at once
+    grouped = (self.batch_size is None or self.gathered) and self.worker_mode == "processes"   # which may send several batches at once
     per_item = self.dataset.batches_per_item(self.num_workers, self.batch_size) if grouped else 1
     self.dataset.pass_state.begin(epoch, skip, self.batch_size, self.drop_last, per_item, self.gathered)
     non_blocking = self.pin_memory and self.device is not None
@@ -554,9 +564,9 @@ def __iter__(self):
 @method_of(IterableLoader)
 def _items(self):
     "The items of this pass: made in this process, in threads, or by DataLoader's worker processes."
-    if self.threads:
+    if self.worker_mode in ("threads", "inline"):
         streams = [self._batched(self.dataset.worker_items(w, self.num_workers)) for w in range(self.num_workers)]
-        items = taken_in_turn(streams, self.prefetch_factor or 2)
+        items = taken_in_turn(streams, self.prefetch_factor or 2) if self.worker_mode == "threads" else in_turn(streams)
         return map(pinned, items) if self.pin_memory else items
     if self.num_workers == 0 and not self.pin_memory: return self._batched(iter(self.dataset))
     return tudata.DataLoader.__iter__(self)

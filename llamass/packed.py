@@ -135,9 +135,10 @@ def gathers_batches(self):
     return not self.partial_clips and self.transform is None
 
 @method_of(PackedAMASS)
-def works_in_threads(self):
-    "A loader's workers may be threads: gathers (numpy) and derived keys (numpy, torch) release the GIL; not with a transform, nor on a device."
-    return self.transform is None and self.device is None
+def worker_mode(self):
+    "Stored keys: inline (a gather runs at memory speed in one thread); derived keys: threads (numpy, torch release the GIL); processes with a transform or a device."
+    if self.transform is not None or self.device is not None: return "processes"
+    return "inline" if self.read_keys == self.data_keys else "threads"
 
 @method_of(PackedAMASS)
 def clip_frames(self, positions, epoch):

@@ -38,12 +38,12 @@ def store(tree, tmp_path_factory):
     return folder
 
 
-def amass(tree, **kwargs):
-    return AMASS(tree, 3, keep=1.0, data_keys=("trans", "gender"), progress=False, **kwargs)
+def amass(tree, data_keys=("trans", "gender"), **kwargs):
+    return AMASS(tree, 3, keep=1.0, data_keys=data_keys, progress=False, **kwargs)
 
 
-def packed(store, **kwargs):
-    return PackedAMASS(store, 3, keep=1.0, data_keys=("trans", "gender"), **kwargs)
+def packed(store, data_keys=("trans", "gender"), **kwargs):
+    return PackedAMASS(store, 3, keep=1.0, data_keys=data_keys, **kwargs)
 
 
 def make(kind, tree, store, **kwargs):
@@ -69,18 +69,21 @@ def test_loader_shuffle_is_refused(tree):
 @pytest.mark.parametrize("kind", ["amass", "packed"])
 @pytest.mark.parametrize("workers", [0, 1, 2, 3])
 @pytest.mark.parametrize("drop_last", [False, True])
-def test_full_batches_whatever_the_workers(tree, store, kind, workers, drop_last):
-    loader = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=8, num_workers=workers, drop_last=drop_last)
+@pytest.mark.parametrize("mode", [None, "processes"])
+def test_full_batches_whatever_the_workers(tree, store, kind, workers, drop_last, mode):
+    loader = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=8, num_workers=workers, drop_last=drop_last, worker_mode=mode)
     sizes = [len(b["trans"]) for b in loader]
     assert sizes == [8] * (CLIPS // 8) + ([] if drop_last else [CLIPS % 8])    # only the epoch's last batch is partial
     assert len(loader) == len(sizes)
 
 
 @pytest.mark.parametrize("workers", [0, 2, 3])
-def test_full_batches_on_every_rank(tree, workers):
+@pytest.mark.parametrize("mode", [None, "processes"])
+def test_full_batches_on_every_rank(tree, workers, mode):
     per_rank = CLIPS // 2
     for rank in (0, 1):
-        loader = IterableLoader(amass(tree, shuffle=True, rank=rank, world_size=2), batch_size=8, num_workers=workers, drop_last=True)
+        loader = IterableLoader(amass(tree, shuffle=True, rank=rank, world_size=2), batch_size=8, num_workers=workers, drop_last=True,
+                                worker_mode=mode)
         sizes = [len(b["trans"]) for b in loader]
         assert sizes == [8] * (per_rank // 8) and len(loader) == len(sizes)
 
@@ -253,30 +256,34 @@ def test_truncated_store_raises_not_sigbus(store, tmp_path, batch_size):
     assert "StoreError" in done.stderr and "trans.npy shrank from" in done.stderr, done.stderr[-2000:]
 
 
-# --- issue 22: workers that cost nothing (threads) ---
+# --- issue 22: workers that cost nothing (threads, or inline) ---
 
-@pytest.mark.parametrize("kind", ["amass", "packed"])
+@pytest.mark.parametrize("kind", ["amass", "packed", "packed_joints"])
 @pytest.mark.parametrize("batch_mode", [False, True])
-def test_thread_workers_deliver_what_processes_do(tree, store, kind, batch_mode):
-    def loader(threads):
-        dataset = make(kind, tree, store, shuffle=True, **({"batch_size": 6} if batch_mode else {}))
-        made = IterableLoader(dataset, **({} if batch_mode else {"batch_size": 6}), num_workers=3, threads=threads)
+def test_worker_modes_deliver_what_processes_do(tree, store, kind, batch_mode):
+    def loader(mode):
+        keys = {"data_keys": ("trans", "gender", "start")} if kind == "packed_joints" else {}   # a derived key
+        dataset = make(kind.split("_")[0], tree, store, shuffle=True, **keys, **({"batch_size": 6} if batch_mode else {}))
+        made = IterableLoader(dataset, **({} if batch_mode else {"batch_size": 6}), num_workers=3, worker_mode=mode)
         made.set_epoch(2)
         return made
-    assert loader(None).threads and not loader(False).threads             # threads unless asked otherwise
-    by_threads, by_processes = [clip_ids(b) for b in loader(True)], [clip_ids(b) for b in loader(False)]
-    if kind == "packed":          # processes send several batches at once: the same batches, a group at a time
-        assert sorted(by_threads) == sorted(by_processes)
-    else: assert by_threads == by_processes
-    assert len(by_threads) == len(loader(True)) and [len(b) for b in by_threads] == [6] * (CLIPS // 6) + [CLIPS % 6]
-    check_resumes(lambda: loader(True))
+    assert loader(None).worker_mode == {"amass": "threads", "packed": "inline", "packed_joints": "threads"}[kind]
+    epochs = {mode: [clip_ids(b) for b in loader(mode)] for mode in ("threads", "inline", "processes")}
+    assert epochs["threads"] == epochs["inline"]
+    if kind.startswith("packed") and not kind.endswith("joints"):   # processes send several batches at once: a group at a time
+        assert sorted(epochs["threads"]) == sorted(epochs["processes"])
+    else: assert epochs["threads"] == epochs["processes"]
+    assert len(epochs["threads"]) == len(loader(None)) and [len(b) for b in epochs["threads"]] == [6] * (CLIPS // 6) + [CLIPS % 6]
+    for mode in ("threads", "inline"): check_resumes(lambda: loader(mode))
 
 
 def test_processes_when_asked_or_needed(tree):
-    assert not IterableLoader(amass(tree), batch_size=4, num_workers=2, worker_init_fn=print).threads
-    assert not IterableLoader(amass(tree, transform=torch.as_tensor), batch_size=4, num_workers=2).threads
-    assert not IterableLoader(amass(tree), batch_size=4, num_workers=2, collate_fn=tudata.default_collate).threads
-    assert not IterableLoader(amass(tree), batch_size=4, num_workers=0).threads
+    assert IterableLoader(amass(tree), batch_size=4, num_workers=2, worker_init_fn=print).worker_mode == "processes"
+    assert IterableLoader(amass(tree, transform=torch.as_tensor), batch_size=4, num_workers=2).worker_mode == "processes"
+    assert IterableLoader(amass(tree), batch_size=4, num_workers=2, collate_fn=tudata.default_collate).worker_mode == "processes"
+    assert IterableLoader(amass(tree), batch_size=4, num_workers=0).worker_mode is None
+    with pytest.raises(ValueError, match="worker_mode must be one of"):
+        IterableLoader(amass(tree), batch_size=4, num_workers=2, worker_mode="fibers")
 
 
 def test_thread_errors_are_raised_and_threads_end(tree):

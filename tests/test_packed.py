@@ -77,12 +77,13 @@ def test_mixing_of_the_global_shuffle(tmp_path):
 
 
 @pytest.mark.parametrize("num_workers,batch_size,every_k", [(0, 6, False), (2, 6, False), (3, 2, True)])
-def test_resume_batches(ids, num_workers, batch_size, every_k):
-    """Workers send small batches several at a time; a restart after any batch continues the epoch exactly."""
+@pytest.mark.parametrize("mode", [None, "processes"])
+def test_resume_batches(ids, num_workers, batch_size, every_k, mode):
+    """Worker processes send small batches several at a time (inline, one by one); a restart after any batch continues the epoch exactly."""
     tree, store = ids
     def loader():
         made = IterableLoader(PackedAMASS(store, 1, keep=1.0, data_keys=("trans",), shuffle=True, seed=2, batch_size=batch_size),
-                              batch_size=None, num_workers=num_workers)
+                              batch_size=None, num_workers=num_workers, worker_mode=mode)
         made.set_epoch(1)
         return made
     whole = check_resumes(loader, lambda n: range(n) if every_k else (0, 1, n // 2, n - 1))
