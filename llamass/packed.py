@@ -92,27 +92,36 @@ class PackedAMASS(ShardedClips):
         "The per-frame arrays of the store, memory-mapped (opened once per process); split pose keys are views of `poses`."
         if self._arrays is None:
             stored = map_arrays(self.store, self.manifest, premap=True)   # refuses a replaced store; pages mapped up front when they fit in memory
-            self._mapped = [(path, *_file_identity(path)) for path in (self.store / f"{k}.npy" for k in stored)]
             slices = POSE_SLICES.get(self.manifest.get("model"), {})
+            read = {k if k in stored else "poses" for k in self.read_keys if k not in PER_SEQUENCE}   # a pose slice is read from poses
+            self._mapped = _OpenFiles([self.store / f"{k}.npy" for k in sorted(read)])
             self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
                             for k in self.read_keys if k not in PER_SEQUENCE}
         return self._arrays
 
 # %% ../nbs/10_packed.ipynb #f94cafb2
-def _file_identity(path):
-    "((device, inode), size in bytes) of the file at `path`."
-    stat = os.stat(path)
-    return (stat.st_dev, stat.st_ino), stat.st_size
+class _OpenFiles:
+    "The store files a process maps, each held open (so `fstat` sees the very file mapped, renamed or not) with its size then."
+    def __init__(self, paths):
+        self.paths, self.fds = list(paths), [os.open(p, os.O_RDONLY) for p in paths]
+        self.sizes = [os.fstat(fd).st_size for fd in self.fds]
+
+    def shrunk(self):
+        "(path, size when mapped, size now) of the first file that shrank since it was mapped, or None."
+        for path, fd, size in zip(self.paths, self.fds, self.sizes):
+            if (now := os.fstat(fd).st_size) < size: return path, size, now
+
+    def __del__(self):
+        for fd in getattr(self, "fds", ()): os.close(fd)
 
 @method_of(PackedAMASS)
 def check_mapped(self):
     "Raise `StoreError` naming a mapped store file that shrank since this process mapped it: reading it would kill the process (SIGBUS)."
-    for path, identity, size in self._mapped or ():
-        try: now, now_size = _file_identity(path)
-        except OSError: continue                 # removed or renamed away: the mapped file lives on, intact, until unmapped
-        if now == identity and now_size < size:
-            raise StoreError(f"{path} shrank from {size} to {now_size} bytes while it was being read (copied over, or truncated); "
-                             f"reading on would crash the process. Let the copy finish, then build the dataset again")
+    shrunk = self._mapped.shrunk() if self._mapped is not None else None
+    if shrunk is not None:
+        path, size, now = shrunk
+        raise StoreError(f"{path} shrank from {size} to {now} bytes while it was being read (copied over, or truncated); "
+                         f"reading on would crash the process. Let the copy finish, then build the dataset again")
 
 def _open_store(store):
     "(manifest, per-sequence tables) of the packed store at `store`, checked (`StoreError` naming what is damaged)."
