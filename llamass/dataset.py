@@ -131,7 +131,7 @@ class AMASS(ShardedClips):
                  seed=0,                # seed of the shuffling (None: drawn in this process, see `.seed`)
                  strict=True,           # bad files raise (True) or are skipped with a warning
                  *,
-                 shuffle_buffer=10_000, # clips' worth of sequences mixed at once when shuffling
+                 shuffle_buffer=10_000, # clips' worth of sequences mixed at once when shuffling (any integer >= 1: at most every sequence at once)
                  rank=None,             # this process's rank (None: from torch.distributed when iterated, else 0)
                  world_size=None,       # number of ranks (None: from torch.distributed when iterated, else 1)
                  pad=False,             # repeat a few clips so no clip is left out when sharding over ranks

@@ -131,7 +131,7 @@ class ShardedClips(tudata.IterableDataset):
                  world_size=None,      # number of ranks (None: from torch.distributed when used, else 1)
                  pad=False,            # repeat a few clips so no clip is left out when sharding over ranks
                  file_list_seed=0,     # fixed permutation of the unshuffled sequence order (None: as given)
-                 shuffle_buffer=10_000,   # clips' worth of sequences mixed at once when shuffling (lanes)
+                 shuffle_buffer=10_000,   # clips' worth of sequences mixed at once when shuffling (an integer >= 1; lanes capped at the sequences)
                  partial_clips=False,     # variable length: each sequence's last clip may be shorter than `clip_length`
                  bucket=None,             # with partial clips: sort clips by length within windows of this many
                  batch_size=None,         # the dataset yields whole batches of this many clips (None: single clips)

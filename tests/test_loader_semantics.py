@@ -155,7 +155,8 @@ def test_copies_follow_epochs(tree, how, context):
     assert original.epoch == 1 and copied.epoch == 7
 
 
-def test_plain_dataloader_persistent_workers_follow_set_epoch(tree):
+@pytest.mark.parametrize("context", [None, "spawn"])
+def test_plain_dataloader_persistent_workers_follow_set_epoch(tree, context):
     def epochs(dataset, **kwargs):
         loader, out = tudata.DataLoader(dataset, batch_size=4, num_workers=2, **kwargs), []
         for epoch in (0, 1):
@@ -164,7 +165,7 @@ def test_plain_dataloader_persistent_workers_follow_set_epoch(tree):
         return out
     expected = epochs(amass(tree, shuffle=True, seed=5))
     assert expected[0] != expected[1]
-    assert epochs(copy.deepcopy(amass(tree, shuffle=True, seed=5)), persistent_workers=True) == expected
+    assert epochs(copy.deepcopy(amass(tree, shuffle=True, seed=5)), persistent_workers=True, multiprocessing_context=context) == expected
 
 
 def clip_ids_of(clip):
