@@ -111,8 +111,8 @@ class _OpenFiles:
         for path, fd, size in zip(self.paths, self.fds, self.sizes):
             if (now := os.fstat(fd).st_size) < size: return path, size, now
 
-    def __del__(self):
-        for fd in getattr(self, "fds", ()): os.close(fd)
+    def __del__(self, close=os.close):   # (bound now: at exit the module's globals may be gone)
+        for fd in getattr(self, "fds", ()): close(fd)
 
 @method_of(PackedAMASS)
 def check_mapped(self):
