@@ -59,7 +59,7 @@ MAX_EPOCH = 2**63 - 1   # epochs are stored as int64
 
 class PassState:
     "Epoch, resume point and batching of a dataset's next pass, in shared memory so workers see them."
-    FIELDS = ("epoch", "epoch_set", "version", "resume_batches", "batch_size", "drop_last", "batches_per_item", "gathered")
+    FIELDS = ("epoch", "epoch_set", "requested", "pending", "resume_batches", "batch_size", "drop_last", "batches_per_item", "gathered")
 
     def __init__(self): self._slots = torch.zeros(len(self.FIELDS), dtype=torch.int64).share_memory_()
 
@@ -87,18 +87,20 @@ class PassState:
         return self._get("epoch") if self._get("epoch_set") else None
 
     @property
-    def version(self):
-        "How many times `set_epoch` was called (a loader notices a new call)."
-        return self._get("version")
+    def requested(self):
+        "The epoch `set_epoch` asked for and no loader's pass has played yet (a loader's next pass plays it), or None."
+        return self._get("requested") if self._get("pending") else None
 
     def set_epoch(self, epoch):
         "Make the next pass play `epoch` from its start."
-        self._put(epoch=check_int(epoch, "epoch", low=0, high=MAX_EPOCH), epoch_set=1, resume_batches=0, version=self.version + 1)
+        epoch = check_int(epoch, "epoch", low=0, high=MAX_EPOCH)
+        self._put(epoch=epoch, epoch_set=1, requested=epoch, pending=1, resume_batches=0)
 
-    def begin(self, epoch, resume_batches=0, batch_size=None, drop_last=False, batches_per_item=0, gathered=False):
-        "Set up a pass: `epoch` after `resume_batches` batches of `batch_size` clips (gathered whole by the dataset if `gathered`); workers send `batches_per_item` batches together (0: one dict at a time)."
+    def begin(self, epoch, resume_batches=0, batch_size=None, drop_last=False, batches_per_item=0, gathered=False, played_request=False):
+        "Set up a pass: `epoch` after `resume_batches` batches of `batch_size` clips (gathered whole by the dataset if `gathered`); workers send `batches_per_item` batches together (0: one dict at a time); `played_request`: it plays the requested epoch."
         self._put(epoch=epoch, epoch_set=1, resume_batches=resume_batches, batch_size=batch_size or 0,
                   drop_last=drop_last, batches_per_item=batches_per_item, gathered=gathered)
+        if played_request: self._put(pending=0)
 
     def end(self):
         "After a loader's pass: a later pass (a plain DataLoader's, say) starts at its beginning, unbatched by the dataset."
@@ -524,7 +526,7 @@ class IterableLoader(tudata.DataLoader):
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is
         if worker_mode is not None and worker_mode not in WORKER_MODES: raise ValueError(f"worker_mode must be one of {WORKER_MODES} or None, got {worker_mode!r}")
         self.worker_mode = (None if self.num_workers == 0 else worker_mode or (dataset.worker_mode() if own_work else "processes"))
-        self._epoch, self._batches, self._resume, self._seen_version = None, 0, None, None
+        self._epoch, self._batches, self._resume = None, 0, None
 
     def _workers(self): return max(1, self.num_workers)
 
@@ -537,22 +539,22 @@ class IterableLoader(tudata.DataLoader):
         self.dataset.set_epoch(epoch)
 
     def _next_epoch(self):
-        "The epoch of the next pass: a resumed one, else one set since the last pass, else the one after the last."
+        "The epoch of the next pass: a resumed one, else one `set_epoch` asked for and no pass played, else the one after the dataset's last pass (0 first)."
         if self._resume is not None: return self._resume["epoch"]
         state = self.dataset.pass_state
-        if state.version != self._seen_version and state.epoch is not None: return state.epoch
-        return 0 if self._epoch is None else self._epoch + 1
+        if state.requested is not None: return state.requested
+        return 0 if state.epoch is None else state.epoch + 1
 
 # %% ../nbs/04_engine.ipynb #6cfc0694
 @method_of(IterableLoader)
 def __iter__(self):
     "Yield the batches of the next pass, counting them for `state_dict`."
-    epoch, skip = self._next_epoch(), (self._resume or {}).get("batches", 0)
-    self._resume, self._seen_version = None, self.dataset.pass_state.version
+    epoch, skip, resumed = self._next_epoch(), (self._resume or {}).get("batches", 0), self._resume is not None
+    self._resume = None
     self._epoch, self._batches = epoch, skip
     grouped = (self.batch_size is None or self.gathered) and self.worker_mode == "processes"   # which may send several batches at once
     per_item = self.dataset.batches_per_item(self.num_workers, self.batch_size) if grouped else 1
-    self.dataset.pass_state.begin(epoch, skip, self.batch_size, self.drop_last, per_item, self.gathered)
+    self.dataset.pass_state.begin(epoch, skip, self.batch_size, self.drop_last, per_item, self.gathered, played_request=not resumed)
     non_blocking = self.pin_memory and self.device is not None
     try:
         for item in self._items():

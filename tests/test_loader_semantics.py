@@ -168,6 +168,16 @@ def test_plain_dataloader_persistent_workers_follow_set_epoch(tree, context):
     assert epochs(copy.deepcopy(amass(tree, shuffle=True, seed=5)), persistent_workers=True, multiprocessing_context=context) == expected
 
 
+def test_fresh_loaders_and_late_copies_continue_the_epochs(tree):
+    original = amass(tree, shuffle=True, seed=5)
+    expected = _epochs(IterableLoader(original, batch_size=4), n=3)
+    dataset = amass(tree, shuffle=True, seed=5)
+    assert [clip_ids(b) for b in IterableLoader(dataset, batch_size=4)] == expected[0]
+    assert [clip_ids(b) for b in IterableLoader(dataset, batch_size=4)] == expected[1]     # a new loader: the next epoch
+    late = copy.deepcopy(dataset)                                                           # copied after two epochs
+    assert [clip_ids(b) for b in IterableLoader(late, batch_size=4)] == expected[2]
+
+
 def clip_ids_of(clip):
     return int(clip["trans"][0, 0]), int(clip["trans"][0, 1])
 
