@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['FORMAT', 'VERSION', 'PER_SEQUENCE', 'MANIFEST', 'TABLES', 'KEY_NAME', 'TABLE_DTYPES', 'OPTIONAL_TABLE_DTYPES',
-           'PREMAP_FRACTION', 'LEFTOVER_MARK', 'StoreError', 'default_frame_keys', 'store_files', 'read_manifest',
-           'check_destination', 'read_member', 'read_sequence', 'create_array', 'write_at', 'nonfinite_problem',
-           'source_stats', 'check_manifest', 'available_memory', 'map_array', 'read_tables', 'changed_sources',
-           'PackedStore', 'map_arrays', 'open_store', 'frame_keys', 'pack_store', 'amass_pack', 'pack_arguments',
-           'amass_pack_cli']
+           'PREMAP_FRACTION', 'MADV_POPULATE_READ', 'POPULATE_CHUNK', 'LEFTOVER_MARK', 'StoreError',
+           'default_frame_keys', 'store_files', 'read_manifest', 'check_destination', 'read_member', 'read_sequence',
+           'create_array', 'write_at', 'nonfinite_problem', 'source_stats', 'check_manifest', 'available_memory',
+           'populate_in_background', 'map_array', 'read_tables', 'changed_sources', 'PackedStore', 'map_arrays',
+           'open_store', 'frame_keys', 'pack_store', 'amass_pack', 'pack_arguments', 'amass_pack_cli']
 
 # %% ../nbs/09_store.ipynb #a1c7b995
 import contextlib
+import ctypes
 import errno
 import glob
 import json
@@ -22,6 +23,7 @@ import re
 import secrets
 import shutil
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -262,16 +264,35 @@ def available_memory():
         return int(fields["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError): return None
 
+MADV_POPULATE_READ = 22    # Linux 5.14+: fault a range's pages in, as reading them would, without copying anything
+POPULATE_CHUNK = 64 << 20  # bytes mapped per call of the background thread
+
+def _madvise():
+    "libc's madvise through ctypes (which releases the GIL while it runs), or None where there is none."
+    try: return ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError): return None
+
+def populate_in_background(buffer): # an mmap
+    "Start a daemon thread mapping the pages of `buffer` a chunk at a time, while the caller reads; the thread, or None."
+    madvise, view = _madvise(), np.frombuffer(buffer, np.uint8)
+    if madvise is None or not len(view): return None
+    address, size = view.ctypes.data, len(view)
+    def run():
+        for offset in range(0, size, POPULATE_CHUNK):   # stops at the first refusal (an old kernel, a file cut short)
+            if madvise(ctypes.c_void_p(address + offset), ctypes.c_size_t(min(POPULATE_CHUNK, size - offset)), MADV_POPULATE_READ): return
+    thread = threading.Thread(target=run, name=f"llamass-premap", daemon=True)
+    thread.start()
+    return thread
+
 def _mapped(path, start, rows, width, populate):
-    "A read-only float32 (rows, width) array over the bytes of `path` after `start`; with `populate`, all its pages mapped now."
-    flags = getattr(mmap, "MAP_SHARED", 0) | (getattr(mmap, "MAP_POPULATE", 0) if populate else 0)
-    with open(path, "rb") as f:
-        buffer = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ) if flags else mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    "A read-only float32 (rows, width) array over the bytes of `path` after `start`; with `populate`, its pages mapped by a background thread."
+    with open(path, "rb") as f: buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if populate: populate_in_background(buffer)
     return np.ndarray((rows, width), np.float32, buffer, start)
 
 def map_array(path,                       # a store's `.npy` file
               rows, width,                # the shape the manifest gives it
-              premap=False,               # map all its pages now (when it fits in memory): no page faults while reading
+              premap=False,               # map all its pages in the background (when it fits in memory): few page faults while reading
               fraction=PREMAP_FRACTION):  # largest share of the available memory an array may take to be pre-mapped
     "The float32 (rows, width) array in the `.npy` file `path`, memory-mapped read-only, after checking its header and size."
     if not path.is_file(): raise StoreError(f"{path} is missing: the store is incomplete; re-pack it with amass_pack --force")
