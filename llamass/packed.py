@@ -6,10 +6,13 @@
 __all__ = ['PackedAMASS', 'PackedBatches', 'prefetched']
 
 # %% ../nbs/10_packed.ipynb #a1c7b995
+import errno
 import math
 import os
 import queue
+import signal
 import threading
+import weakref
 from pathlib import Path
 
 import joblib
@@ -80,6 +83,7 @@ class PackedAMASS(ShardedClips):
         self.device, self.storage_dtype = _check_device(device, storage_dtype, self.batch_size, pinned)
         self.pinned = bool(pinned)
         self._arrays, self._mapped = None, None
+        _LeaseGuard.install()      # from the main thread, where it is built: so that loader threads reading it can lease the files
 
     def __getstate__(self):   # each process maps the files (and loads any device copy) itself
         return {**super().__getstate__(), "_arrays": None, "_mapped": None, "_source_list": None, "_held": None}
@@ -100,28 +104,109 @@ class PackedAMASS(ShardedClips):
         return self._arrays
 
 # %% ../nbs/10_packed.ipynb #f94cafb2
-class _OpenFiles:
-    "The store files a process maps, each held open (so `fstat` sees the very file mapped, renamed or not) with its size then."
-    def __init__(self, paths):
-        self.paths, self.fds = list(paths), [os.open(p, os.O_RDONLY) for p in paths]
-        self.sizes = [os.fstat(fd).st_size for fd in self.fds]
+try: import fcntl
+except ImportError: fcntl = None     # (Windows)
 
-    def shrunk(self):
-        "(path, size when mapped, size now) of the first file that shrank since it was mapped, or None."
+class _LeaseGuard:
+    "Read leases on the store files a process reads (Linux): whoever opens one to write it (`cp` over it) waits until no read is in flight."
+    holders = weakref.WeakSet()     # the `_OpenFiles` holding leases in this process
+    previous, installed_in = None, None
+
+    @classmethod
+    def install(cls):
+        "Install the handler of lease breaks (SIGIO) in this process, from its main thread; whether it is installed."
+        if cls.installed_in == os.getpid(): return True
+        if not hasattr(fcntl, "F_SETLEASE") or threading.current_thread() is not threading.main_thread(): return False
+        try: previous = signal.signal(signal.SIGIO, cls.on_break)
+        except (ValueError, OSError): return False
+        if previous != cls.on_break: cls.previous = previous     # (a forked worker inherits ours)
+        cls.installed_in = os.getpid()
+        return True
+
+    @classmethod
+    def on_break(cls, signum, frame):
+        "SIGIO: tell each holder of this process, then the handler there was before."
+        for holder in list(cls.holders): holder.breaking()
+        if callable(cls.previous): cls.previous(signum, frame)
+
+class _OpenFiles:
+    "The store files a process reads, held open (leased where the system allows) with their sizes when mapped."
+    def __init__(self, paths, sizes=None, broken=None):   # sizes, broken: those of the parent of a forked worker
+        self.paths, self.fds = list(paths), [os.open(p, os.O_RDONLY) for p in paths]
+        self.sizes, self.pid = sizes or [os.fstat(fd).st_size for fd in self.fds], os.getpid()
+        self.reading, self.broken, self.lock = 0, broken, threading.Lock()
+        self.leased = True                 # (so that release() gives back any lease taken before one was refused)
+        if not self._lease(): self.release()
+
+    def _lease(self):
+        "Take a read lease on each file; whether all were given (a file someone has open to write is being written)."
+        if not _LeaseGuard.install(): return False
+        for path, fd in zip(self.paths, self.fds):
+            try: fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+            except OSError as error:
+                if error.errno == errno.EAGAIN: self.broken = self.broken or path   # open for writing right now
+                return False
+        _LeaseGuard.holders.add(self)
+        return True
+
+    def check(self):
+        "Raise `StoreError` naming a file that someone opened to write (its lease broke) or that shrank since it was mapped."
+        if self.broken is not None:
+            raise StoreError(f"{self.broken} is being written (copied over?) while it is read; reading on would crash the process. "
+                             f"Let the copy finish, then build the dataset again")
+        if self.leased: return                         # nobody can write them without breaking our leases first
         for path, fd, size in zip(self.paths, self.fds, self.sizes):
-            if (now := os.fstat(fd).st_size) < size: return path, size, now
+            if (now := os.fstat(fd).st_size) < size:
+                raise StoreError(f"{path} shrank from {size} to {now} bytes while it was being read (copied over, or truncated); "
+                                 f"reading on would crash the process. Let the copy finish, then build the dataset again")
+
+    def enter(self):
+        "Begin a read: the leases stay until it ends; or raise `StoreError` as `check` does."
+        with self.lock: self.reading += 1
+        try: self.check()
+        except BaseException:
+            self.exit()
+            raise
+
+    def exit(self):
+        "End a read; once a lease broke, the last read to end lets the writer go on."
+        with self.lock:
+            self.reading -= 1
+            if self.broken is not None and self.reading == 0: self.release()
+
+    def breaking(self):
+        "In the SIGIO handler: if one of our leases is breaking, no read begins any more, and the leases go now unless a read is in flight."
+        if self.pid != os.getpid() or not self.leased: return
+        breaking = [p for p, fd in zip(self.paths, self.fds) if fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK]
+        if not breaking: return                        # a SIGIO of someone else's
+        self.broken = breaking[0]
+        if self.lock.acquire(blocking=False):          # (held by an interrupted read of this thread: that read releases)
+            try:
+                if self.reading == 0: self.release()
+            finally: self.lock.release()
+
+    def release(self):
+        "Give up the leases: a writer waiting for them goes on."
+        for fd in self.fds if self.leased else ():
+            try: fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            except OSError: pass
+        self.leased = False
 
     def __del__(self, close=os.close):   # (bound now: at exit the module's globals may be gone)
         for fd in getattr(self, "fds", ()): close(fd)
 
 @method_of(PackedAMASS)
+def _files(self):
+    "This process's `_OpenFiles` of the store (opened again in a forked worker: its leases must be its own)."
+    self._sources()
+    if self._mapped.pid != os.getpid(): self._mapped = _OpenFiles(self._mapped.paths, self._mapped.sizes, self._mapped.broken)
+    return self._mapped
+
+@method_of(PackedAMASS)
 def check_mapped(self):
-    "Raise `StoreError` naming a mapped store file that shrank since this process mapped it: reading it would kill the process (SIGBUS)."
-    shrunk = self._mapped.shrunk() if self._mapped is not None else None
-    if shrunk is not None:
-        path, size, now = shrunk
-        raise StoreError(f"{path} shrank from {size} to {now} bytes while it was being read (copied over, or truncated); "
-                         f"reading on would crash the process. Let the copy finish, then build the dataset again")
+    "Raise `StoreError` naming a store file being written (copied over) or shrunk since this process mapped it: reading it would kill the process (SIGBUS)."
+    self._files().check()
+
 
 def _open_store(store):
     "(manifest, per-sequence tables) of the packed store at `store`, checked (`StoreError` naming what is damaged)."
@@ -169,8 +254,10 @@ def sequence_arrays(self, i, keys=None):
     "The stored arrays `keys` (default: those the data keys need) of sequence `i`, resampled, as `AMASS.sequence_arrays` gives them."
     keys = self.read_keys if keys is None else keys
     rows = self.tables["offset"][i] + source_frames(np.arange(self.lengths[i]), self.ratios[i])
-    sources = {k: src for k, _, src, _ in self._sources()}
-    arrays = {k: np.repeat(sources[k][i:i + 1], len(rows), axis=0) if k in PER_SEQUENCE else np.asarray(sources[k][rows]) for k in keys}
+    sources, files = {k: src for k, _, src, _ in self._sources()}, self._files()
+    files.enter()
+    try: arrays = {k: np.repeat(sources[k][i:i + 1], len(rows), axis=0) if k in PER_SEQUENCE else np.asarray(sources[k][rows]) for k in keys}
+    finally: files.exit()
     if "gender" in arrays: arrays["gender"] = arrays["gender"].reshape(-1).astype(np.int64)
     return arrays
 
@@ -214,7 +301,6 @@ def _as_key_dtype(key, tensor, pinned=False):
 @method_of(PackedAMASS)
 def _sources(self):
     "(key, width, source array, indexed by sequence?) for each data key; built once per process."
-    self.check_mapped()      # every batch (and chunk of clips) reads after this check
     if getattr(self, "_source_list", None) is None:
         arrays, tables = self.arrays(), self.tables
         self._source_list = [(k, 1, tables[k].reshape(-1, 1), True) if k == "gender" else
@@ -245,10 +331,13 @@ def gather(self, pieces, pinned=False):
         buffer = torch.empty(size, dtype=torch.float32, pin_memory=True)   # torch caches pinned memory between batches
         flat = buffer.numpy()
     else: buffer = flat = np.empty(size, dtype=np.float32)                                              # numpy reuses
-    layouts, offset = [], 0                                                                              # freed memory
-    for seqs, starts in pieces:
-        layout, offset = self._fill(seqs, starts, flat, offset)
-        layouts.append(layout)
+    layouts, offset, files = [], 0, self._files()                                                        # freed memory
+    files.enter()                           # a read of the store: a copy over it waits for its end, and a later read raises
+    try:
+        for seqs, starts in pieces:
+            layout, offset = self._fill(seqs, starts, flat, offset)
+            layouts.append(layout)
+    finally: files.exit()
     return PackedBatches(buffer, layouts, pinned=isinstance(buffer, torch.Tensor))
 
 @method_of(PackedAMASS)
@@ -311,13 +400,16 @@ def _clips(self, seqs, starts):
     "Yield single clips as dicts of numpy arrays (float32; `gender` int64), as `AMASS` does."
     sources, rows, lengths = self._sources(), self.packed_rows(seqs, starts), self.clip_lengths(seqs, starts)
     contiguous = self.target_fps is None
+    files = self._files()
     for seq, start, clip_rows, n in zip(seqs.tolist(), starts.tolist(), rows, lengths.tolist()):
-        self.check_mapped()
         clip = {}
-        for key, width, source, per_sequence in sources:
-            if per_sequence: clip[key] = np.repeat(source[seq:seq + 1], n, axis=0).reshape(n, -1)
-            elif contiguous: clip[key] = np.array(source[clip_rows[0]:clip_rows[0] + n])
-            else: clip[key] = source[clip_rows[:n]]
+        files.enter()
+        try:
+            for key, width, source, per_sequence in sources:
+                if per_sequence: clip[key] = np.repeat(source[seq:seq + 1], n, axis=0).reshape(n, -1)
+                elif contiguous: clip[key] = np.array(source[clip_rows[0]:clip_rows[0] + n])
+                else: clip[key] = source[clip_rows[:n]]
+        finally: files.exit()
         if "gender" in clip: clip["gender"] = clip["gender"].reshape(-1).astype(np.int64)
         if self.read_keys != self.data_keys:
             clip = with_derived(clip, self.data_keys, one_clip(self.batch_meta([seq], [start])), self.derived_options)
@@ -399,8 +491,11 @@ def held(self):
             width[per_sequence] += w
         frame_parts = [src for _, _, src, per in sources if not per]
         table_parts = [src for _, _, src, per in sources if per]
-        self._held = _Held(_side_by_side(frame_parts, len(frame_parts[0]) if frame_parts else 0, self.device, self.storage_dtype),
-                           _side_by_side(table_parts, len(self.counts), self.device, torch.float32), columns,
+        files = self._files()
+        files.enter()
+        try: frames = _side_by_side(frame_parts, len(frame_parts[0]) if frame_parts else 0, self.device, self.storage_dtype)
+        finally: files.exit()
+        self._held = _Held(frames, _side_by_side(table_parts, len(self.counts), self.device, torch.float32), columns,
                            torch.as_tensor(self.tables["offset"], device=self.device),
                            torch.as_tensor(self.ratios, dtype=torch.float64, device=self.device),
                            torch.arange(self.clip_length, device=self.device))

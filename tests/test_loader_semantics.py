@@ -264,7 +264,34 @@ def test_truncated_store_raises_not_sigbus(store, tmp_path, batch_size):
     subprocess.run(["cp", "-r", str(store), str(copied)], check=True)
     done = subprocess.run([sys.executable, "-c", TRUNCATE, str(copied), str(batch_size)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, (done.returncode, done.stderr[-2000:])        # an exception, not a signal (-7: SIGBUS)
-    assert "StoreError" in done.stderr and "trans.npy shrank from" in done.stderr, done.stderr[-2000:]
+    assert "StoreError" in done.stderr and ("trans.npy is being written" in done.stderr or "trans.npy shrank from" in done.stderr), done.stderr[-2000:]
+
+
+LOOP = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from llamass.core import IterableLoader, PackedAMASS
+    store, mode = Path(sys.argv[1]), sys.argv[2]
+    loader = IterableLoader(PackedAMASS(store, 3, keep=1.0, data_keys=("trans",), shuffle=True), batch_size=4, num_workers=2, worker_mode=mode)
+    for epoch in range(10**6):
+        for i, batch in enumerate(loader):
+            if epoch == 0 and i == 0: print("reading", flush=True)
+""")
+
+
+@pytest.mark.parametrize("mode", ["inline", "threads", "processes"])
+def test_store_copied_over_while_read_raises_not_sigbus(store, tmp_path, mode):
+    "Another process truncates a store file while the loop reads without pause: the loop raises StoreError, whatever the timing."
+    copied = tmp_path / "store"
+    subprocess.run(["cp", "-r", str(store), str(copied)], check=True)
+    loop = subprocess.Popen([sys.executable, "-c", LOOP, str(copied), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert loop.stdout.readline() == "reading\n"
+        with open(copied / "trans.npy", "r+b") as f: f.truncate(0)     # as cp does; waits for the loop to let go of the file
+        _, stderr = loop.communicate(timeout=120)
+    finally: loop.kill()
+    assert loop.returncode == 1, (loop.returncode, stderr[-2000:])        # an exception, not a signal (-7: SIGBUS)
+    assert "StoreError" in stderr and "trans.npy" in stderr, stderr[-2000:]
 
 
 # --- issue 22: workers that cost nothing (threads, or inline) ---
