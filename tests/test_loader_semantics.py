@@ -90,11 +90,12 @@ def test_full_batches_on_every_rank(tree, workers, mode):
 
 @pytest.mark.parametrize("kind", ["amass", "packed"])
 @pytest.mark.parametrize("workers", [0, 2, 3])
-def test_plain_dataloader_over_batch_mode_is_exact(tree, store, kind, workers):
-    dataset = make(kind, tree, store, batch_size=7, drop_last=True, shuffle=True)
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_plain_dataloader_over_batch_mode_is_exact(tree, store, kind, workers, drop_last):
+    dataset = make(kind, tree, store, batch_size=8, drop_last=drop_last, shuffle=True)
     loader = tudata.DataLoader(dataset, batch_size=None, num_workers=workers)
     sizes = [len(b["trans"]) for b in loader]
-    assert sizes == [7] * (CLIPS // 7) and len(loader) == len(dataset) == len(sizes)
+    assert sizes == [8] * (CLIPS // 8) + ([] if drop_last else [CLIPS % 8]) and len(loader) == len(dataset) == len(sizes)
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2, 3])
@@ -129,11 +130,11 @@ def test_one_fast_path_same_clips_order_and_cuts(tree, store, kind, workers):
 @pytest.mark.parametrize("collate", [None, tudata.default_collate])
 def test_drop_last_loader_resumes_exactly(tree, store, kind, collate):
     def loader():
-        made = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=7, num_workers=2, drop_last=True, collate_fn=collate)
+        made = IterableLoader(make(kind, tree, store, shuffle=True), batch_size=6, num_workers=2, drop_last=True, collate_fn=collate)
         made.set_epoch(3)
         return made
     whole = check_resumes(loader)
-    assert len(whole) == CLIPS // 7
+    assert len(whole) == CLIPS // 6 and all(len(b) == 6 for b in whole)
 
 
 # --- point 3: copies follow epochs ---
