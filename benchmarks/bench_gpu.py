@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(HERE) not in sys.path: sys.path.insert(0, str(HERE))
 from bench_loaders import BATCH, LENS, OUT, all_clips, frames_in, run_child as run_loader_child  # noqa: E402
-from measure import machine, table  # noqa: E402
+from measure import finish_run, machine, table  # noqa: E402
 
 TRAIN_CLIP = 32               # frames per clip of the training rows
 POSE_WIDTH = 156              # the MLP's input and output: a frame's SMPL+H pose
@@ -464,13 +464,7 @@ def main(argv=None):
         bar.write(f"[{time.perf_counter() - start:4.0f} s] cell {n}/{len(configs)} {name}: "
                   f"{rate(results[key])}{' frames/s' if results[key] != 'failed' else ': ' + failed[-1]}", file=sys.stderr)
         if args.out: args.out.write_text(report(results, args, device, describe))
-    text = report(results, args, device, describe)
-    print(text)
-    if args.out: print(f"wrote {args.out} ({len(configs)} cells in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} cell(s) failed:\n" + "\n".join(failed), file=sys.stderr)
-        return 1
-    return 0
+    return finish_run(report(results, args, device, describe), args.out, len(configs), start, failed)
 
 
 if __name__ == "__main__":

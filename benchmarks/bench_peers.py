@@ -82,7 +82,7 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path: sys.path.insert(0, str(HERE))
 from bench_gpu import epochs, prepare, rate, timed  # noqa: E402
 from bench_loaders import BATCH, KEYS, LENS, OUT, all_clips, frames_in  # noqa: E402
-from measure import machine, table  # noqa: E402
+from measure import finish_run, machine, table  # noqa: E402
 
 CLIPS = (1, 32)
 WORKERS = (0, 2)
@@ -693,13 +693,7 @@ def main(argv=None):
         if error: failed.append(f"{cell_name(cfg)}: {error}")
         bar.write(f"[{time.perf_counter() - start:4.0f} s] {n}/{len(cells)} {cell_name(cfg)}: {progress_line(cfg, results, error)}", file=sys.stderr)
         if args.out: write_atomic(args.out, report(results, args.rows, missing, describe, settings))
-    text = report(results, args.rows, missing, describe, settings)
-    print(text)
-    if args.out: print(f"wrote {args.out} ({len(cells)} cells in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} cell(s) failed:\n" + "\n".join(failed), file=sys.stderr)
-        return 1
-    return 0
+    return finish_run(report(results, args.rows, missing, describe, settings), args.out, len(cells), start, failed)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -28,3 +29,11 @@ def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM"
+
+
+def finish_run(text, out, cells, start, failed):
+    "Print the run's markdown, say where it was written (`out`) and which cells failed; the exit status (1: some failed)."
+    print(text)
+    if out: print(f"wrote {out} ({cells} cells in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    if failed: print(f"{len(failed)} cell(s) failed:\n" + "\n".join(failed), file=sys.stderr)
+    return 1 if failed else 0
