@@ -8,6 +8,7 @@ __all__ = ['PackedAMASS', 'PackedBatches', 'prefetched']
 # %% ../nbs/10_packed.ipynb #a1c7b995
 import errno
 import math
+import mmap
 import os
 import queue
 import signal
@@ -98,7 +99,7 @@ class PackedAMASS(ShardedClips):
             stored = map_arrays(self.store, self.manifest, premap=True)   # refuses a replaced store; pages mapped up front when they fit in memory
             slices = POSE_SLICES.get(self.manifest.get("model"), {})
             read = {k if k in stored else "poses" for k in self.read_keys if k not in PER_SEQUENCE}   # a pose slice is read from poses
-            self._mapped = _OpenFiles([self.store / f"{k}.npy" for k in sorted(read)])
+            self._mapped = _OpenFiles([self.store / f"{k}.npy" for k in sorted(read)], [_mapped_bytes(stored[k]) for k in sorted(read)])
             self._arrays = {k: stored[k] if k in stored else stored["poses"][:, slice(*slices[k])]
                             for k in self.read_keys if k not in PER_SEQUENCE}
         return self._arrays
@@ -106,6 +107,11 @@ class PackedAMASS(ShardedClips):
 # %% ../nbs/10_packed.ipynb #f94cafb2
 try: import fcntl
 except ImportError: fcntl = None     # (Windows)
+
+def _mapped_bytes(array):
+    "The size of the file under the memory-mapped `array` when it was mapped (None: not a mapping)."
+    while array is not None and not isinstance(array, mmap.mmap): array = getattr(array, "base", None)
+    return None if array is None else len(array)
 
 class _LeaseGuard:
     "Read leases on the store files a process reads (Linux): whoever opens one to write it (`cp` over it) waits until no read is in flight."
@@ -131,9 +137,10 @@ class _LeaseGuard:
 
 class _OpenFiles:
     "The store files a process reads, held open (leased where the system allows) with their sizes when mapped."
-    def __init__(self, paths, sizes=None, broken=None):   # sizes, broken: those of the parent of a forked worker
+    def __init__(self, paths, sizes=None, broken=None):   # sizes: as mapped (None: as now); broken: a forked worker's parent's
         self.paths, self.fds = list(paths), [os.open(p, os.O_RDONLY) for p in paths]
-        self.sizes, self.pid = sizes or [os.fstat(fd).st_size for fd in self.fds], os.getpid()
+        self.sizes = [os.fstat(fd).st_size if size is None else size for fd, size in zip(self.fds, sizes or [None] * len(self.fds))]
+        self.pid = os.getpid()
         self.reading, self.broken, self.lock = 0, broken, threading.Lock()
         self.leased = True                 # (so that release() gives back any lease taken before one was refused)
         if not self._lease(): self.release()
@@ -147,6 +154,8 @@ class _OpenFiles:
                 if error.errno == errno.EAGAIN: self.broken = self.broken or path   # open for writing right now
                 return False
         _LeaseGuard.holders.add(self)
+        shrunk = next((p for p, fd, size in zip(self.paths, self.fds, self.sizes) if os.fstat(fd).st_size < size), None)
+        self.broken = self.broken or shrunk     # cut before the leases were taken: no later write can, but this one did
         return True
 
     def check(self):
