@@ -1,4 +1,7 @@
-"""Helpers the tests share: trees of identifying sequences, and the check that a restarted loader continues exactly."""
+"""Helpers the tests share: trees of identifying sequences, the check that a restarted loader continues exactly, and
+the reading of benchmark tables."""
+import re
+
 from llamass.dataset import clip_ids
 from llamass.synthetic import identified_sequence, write_tree
 
@@ -24,3 +27,12 @@ def check_resumes(make_loader, stops=middle_stops, ids=clip_ids):
         again.load_state_dict(first.state_dict())
         assert head + [ids(b) for b in again] == whole, k
     return whole
+
+
+RATE = re.compile(r"^\d+(\.\d+)?[kMG]?$")   # a benchmark's frames/s as printed: 892, 45.5k, 2.12M
+
+
+def markdown_rows(markdown):
+    "[[cells]] of each row of the markdown tables in `markdown` (header and separator lines left out)."
+    lines = [l for l in markdown.splitlines() if l.startswith("| ")]
+    return [[c.strip() for c in l.strip("|").split(" | ")] for l in lines]

@@ -4,16 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import RATE, markdown_rows
+
 import torch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_gpu.py"
-RATE = re.compile(r"^\d+(\.\d+)?[kMG]?$")   # 892, 45.5k, 2.12M
-
-
-def rows(markdown):
-    "[[cells]] of each markdown table row (header and separator lines left out)."
-    lines = [l for l in markdown.splitlines() if l.startswith("| ")]
-    return [[c.strip() for c in l.strip("|").split(" | ")] for l in lines]
 
 
 def test_quick_run_prints_every_row(tmp_path):
@@ -24,7 +19,7 @@ def test_quick_run_prints_every_row(tmp_path):
     assert out.read_text() in done.stdout
     cuda = torch.cuda.is_available()
     device, note, where = ("cuda", "", "GPU") if cuda else ("cpu", " (no CUDA here)", "CPU (no CUDA here)")
-    table = rows(out.read_text())
+    table = markdown_rows(out.read_text())
     loader_header, *loader_rows = table[:9]
     train_header, *train_rows = table[9:]
     assert loader_header == ["frames/s", "clip 1, 0 w", "2 w", "clip 32, 0 w", "2 w"]

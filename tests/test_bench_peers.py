@@ -5,15 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import RATE, markdown_rows
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_peers.py"
-RATE = re.compile(r"^\d+(\.\d+)?[kMG]?$")   # 892, 45.5k, 2.12M
 OURS = ["packed", "numpy"]   # one loader with workers and one limit: every kind of cell, in a few seconds
-
-
-def rows(markdown):
-    "[[cells]] of each markdown table row (header and separator lines left out)."
-    lines = [l for l in markdown.splitlines() if l.startswith("| ")]
-    return [[c.strip() for c in l.strip("|").split(" | ")] for l in lines]
 
 
 def test_quick_run_fills_every_cell(tmp_path):
@@ -22,7 +17,7 @@ def test_quick_run_fills_every_cell(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=900)   # a hang guard: --quick is bounded by batches
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.read_text() in done.stdout
-    header, *table = rows(out.read_text())
+    header, *table = markdown_rows(out.read_text())
     assert header[:5] == ["frames/s", "clip 1, 0 w", "2 w", "clip 32, 0 w", "2 w"] and len(header) == 10
     assert [r[0] for r in table] == ["llamass `IterableLoader(PackedAMASS(store, clip), batch_size=256)`",
                                      "in RAM: `numpy.take` (limit)"]
