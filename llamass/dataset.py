@@ -276,7 +276,7 @@ def gathers_batches(self):
     return not self.partial_clips and self.transform is None
 
 @method_of(AMASS)
-def worker_mode(self):
+def worker_mode(self, batch_size=None):
     "Threads: reading (zlib), cutting (numpy) and derived keys (numpy, torch) release the GIL; processes with a transform, which might not."
     return "threads" if self.transform is None else "processes"
 

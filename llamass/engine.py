@@ -375,8 +375,8 @@ def __iter__(self):
 WORKER_MODES = ("processes", "threads", "inline")   # how a loader's workers run, see IterableLoader
 
 @method_of(ShardedClips)
-def worker_mode(self):
-    "How a loader's workers best run for this dataset: 'processes' (unknown work: DataLoader's), 'threads' (work that releases the GIL, no shared state) or 'inline' (work too small to share)."
+def worker_mode(self, batch_size=None):
+    "How a loader's workers best run for this dataset, making batches of `batch_size` clips (None: its own items): 'processes' (unknown work: DataLoader's), 'threads' (work that releases the GIL, no shared state) or 'inline' (work too small to share)."
     return "processes"
 
 # %% ../nbs/04_engine.ipynb #2f7d8a68
@@ -525,7 +525,7 @@ class IterableLoader(tudata.DataLoader):
             object.__setattr__(self, name, value)                  # DataLoader forbids setting them after __init__
         self.device, self._is_accelerate_prepared = device, True   # accelerate's prepare() then leaves it as it is
         if worker_mode is not None and worker_mode not in WORKER_MODES: raise ValueError(f"worker_mode must be one of {WORKER_MODES} or None, got {worker_mode!r}")
-        self.worker_mode = (None if self.num_workers == 0 else worker_mode or (dataset.worker_mode() if own_work else "processes"))
+        self.worker_mode = (None if self.num_workers == 0 else worker_mode or (dataset.worker_mode(batch_size) if own_work else "processes"))
         self._epoch, self._batches, self._resume = None, 0, None
 
     def _workers(self): return max(1, self.num_workers)
@@ -552,7 +552,7 @@ def __iter__(self):
     epoch, skip, resumed = self._next_epoch(), (self._resume or {}).get("batches", 0), self._resume is not None
     self._resume = None
     self._epoch, self._batches = epoch, skip
-    grouped = (self.batch_size is None or self.gathered) and self.worker_mode == "processes"   # which may send several batches at once
+    grouped = (self.batch_size is None or self.gathered) and self.num_workers > 0   # workers may send several batches at once, whatever their mode
     per_item = self.dataset.batches_per_item(self.num_workers, self.batch_size) if grouped else 1
     self.dataset.pass_state.begin(epoch, skip, self.batch_size, self.drop_last, per_item, self.gathered, played_request=not resumed)
     non_blocking = self.pin_memory and self.device is not None
@@ -576,7 +576,8 @@ def _items(self):
 @method_of(IterableLoader)
 def _batched(self, items):
     "Yield the batches of a worker's `items` as a DataLoader worker would make them, without its per-batch machinery."
-    if self.batch_size is None or self.gathered: yield from map(self.collate_fn, items)
+    if self.gathered and self.collate_fn is tudata.default_convert: yield from items   # gathered batches are dicts of tensors already
+    elif self.batch_size is None or self.gathered: yield from map(self.collate_fn, items)
     else:
         while chunk := list(itertools.islice(items, self.batch_size)):
             if len(chunk) < self.batch_size and self.drop_last: return

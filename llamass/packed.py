@@ -12,6 +12,7 @@ import mmap
 import os
 import queue
 import signal
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -87,7 +88,7 @@ class PackedAMASS(ShardedClips):
         _LeaseGuard.install()      # from the main thread, where it is built: so that loader threads reading it can lease the files
 
     def __getstate__(self):   # each process maps the files (and loads any device copy) itself
-        return {**super().__getstate__(), "_arrays": None, "_mapped": None, "_source_list": None, "_held": None}
+        return {**super().__getstate__(), "_arrays": None, "_mapped": None, "_source_list": None, "_held": None, "_pool": None}
 
     def fingerprint(self):
         "Changes when the store's contents (its manifest's fingerprint), frame rates or keys read change."
@@ -237,11 +238,23 @@ def gathers_batches(self):
     "A loader's batches are gathered whole here, as in batch mode (unless a transform expects single clips, or clips vary in length)."
     return not self.partial_clips and self.transform is None
 
+_THREADS_FROM_BYTES = 1 << 18   # stored keys only: batches this large are gathered in threads, smaller ones inline (see below)
+
 @method_of(PackedAMASS)
-def worker_mode(self):
-    "Stored keys: inline (a gather runs at memory speed in one thread); derived keys: threads (numpy, torch release the GIL); processes with a transform or a device."
+def worker_mode(self, batch_size=None):
+    "Threads for derived keys and for large batches of stored keys (numpy's gathers release the GIL); inline for small ones; processes with a transform or a device."
     if self.transform is not None or self.device is not None: return "processes"
-    return "inline" if self.read_keys == self.data_keys else "threads"
+    if self.read_keys != self.data_keys: return "threads"
+    clips = batch_size or self.batch_size or 1
+    return "threads" if not self.partial_clips and clips * self.clip_length * self.frame_bytes() >= _THREADS_FROM_BYTES else "inline"
+
+@method_of(PackedAMASS)
+def frame_bytes(self):
+    "Bytes one frame of a gathered batch takes: float32 values of every stored key read (a per-sequence key repeated on each frame)."
+    slices = POSE_SLICES.get(self.manifest.get("model"), {})
+    width = lambda k: (self.manifest["keys"][k] if k in self.manifest["keys"] else slices[k][1] - slices[k][0] if k in slices
+                       else int(np.prod(self.tables[k].shape[1:])))
+    return 4 * sum(width(k) for k in self.read_keys)
 
 @method_of(PackedAMASS)
 def clip_frames(self, positions, epoch):
@@ -291,8 +304,11 @@ class PackedBatches:
 
     def batches(self):
         "Each batch as a dict of tensors, views of the buffer (`gender` as int64)."
-        buffer = self.buffer if isinstance(self.buffer, torch.Tensor) else torch.from_numpy(self.buffer)
-        return [{key: _as_key_dtype(key, buffer[offset:offset + math.prod(shape)].view(shape), self.pinned) for key, offset, shape in layout}
+        if isinstance(self.buffer, np.ndarray):     # numpy views, then tensors of them: 3x faster than slicing a tensor
+            flat = self.buffer
+            return [{key: torch.from_numpy(_as_key_array(key, flat[offset:offset + math.prod(shape)].reshape(shape))) for key, offset, shape in layout}
+                    for layout in self.layouts]
+        return [{key: _as_key_dtype(key, self.buffer[offset:offset + math.prod(shape)].view(shape), self.pinned) for key, offset, shape in layout}
                 for layout in self.layouts]
 
     def pin_memory(self, device=None):
@@ -300,6 +316,10 @@ class PackedBatches:
         if not torch.cuda.is_available(): return self
         buffer = self.buffer if isinstance(self.buffer, torch.Tensor) else torch.from_numpy(self.buffer)
         return PackedBatches(buffer.pin_memory(), self.layouts, pinned=True)
+
+def _as_key_array(key, array):
+    "`array` in the dtype a batch holds `key` in: int64 for `gender`, float32 otherwise."
+    return array.astype(np.int64) if key == "gender" else array
 
 def _as_key_dtype(key, tensor, pinned=False):
     "`tensor` in the dtype a batch holds `key` in: int64 for `gender` (pinned too when the buffer is), float32 otherwise."
@@ -331,6 +351,38 @@ def _fill(self, seqs, starts, flat, offset):
         offset += size
     return layout, offset
 
+_REUSED_BYTES, _REUSED_COUNT = 256 << 20, 8    # batch buffers a process keeps for reuse, at most
+
+def _only_held_by_a_list():
+    "What `sys.getrefcount` says of an object that a list alone holds, in this interpreter."
+    held = [np.empty(0)]
+    return sys.getrefcount(held[0])
+
+class _BufferPool:
+    "This process's float32 batch buffers, each reused once nothing refers to it any more (its batch and every view of it gone)."
+    alone = _only_held_by_a_list()
+
+    def __init__(self): self.buffers, self.lock, self.pid = [], threading.Lock(), os.getpid()
+
+    def _free(self, i): return sys.getrefcount(self.buffers[i]) == self.alone
+
+    def take(self, size):
+        "A float32 array of `size` values: the start of a free buffer that is large enough, else a new one (kept for reuse if there is room)."
+        with self.lock:
+            free = [i for i in range(len(self.buffers)) if self._free(i)]
+            fits = [i for i in free if self.buffers[i].size >= size]
+            if fits: return self.buffers[fits[0]][:size]
+            fresh = np.empty(size, dtype=np.float32)
+            if free: self.buffers[free[0]] = fresh          # a free buffer too small (an epoch's last batch): replaced
+            elif len(self.buffers) < _REUSED_COUNT and 4 * (size + sum(b.size for b in self.buffers)) <= _REUSED_BYTES: self.buffers.append(fresh)
+            return fresh
+
+@method_of(PackedAMASS)
+def _buffers(self):
+    "This process's `_BufferPool` (a forked worker makes its own)."
+    if getattr(self, "_pool", None) is None or self._pool.pid != os.getpid(): self._pool = _BufferPool()
+    return self._pool
+
 @method_of(PackedAMASS)
 def gather(self, pieces, pinned=False):
     "`PackedBatches` of the batches whose clips are at each (seqs, starts) of `pieces`, in one buffer (page-locked if `pinned`)."
@@ -339,8 +391,8 @@ def gather(self, pieces, pinned=False):
     if pinned and torch.cuda.is_available():
         buffer = torch.empty(size, dtype=torch.float32, pin_memory=True)   # torch caches pinned memory between batches
         flat = buffer.numpy()
-    else: buffer = flat = np.empty(size, dtype=np.float32)                                              # numpy reuses
-    layouts, offset, files = [], 0, self._files()                                                        # freed memory
+    else: buffer = flat = self._buffers().take(size)
+    layouts, offset, files = [], 0, self._files()
     files.enter()                           # a read of the store: a copy over it waits for its end, and a later read raises
     try:
         for seqs, starts in pieces:
@@ -351,9 +403,9 @@ def gather(self, pieces, pinned=False):
 
 @method_of(PackedAMASS)
 def batches_per_item(self, num_workers, batch_size=None):
-    "Batches (of `batch_size` clips, default the dataset's) a worker sends together: about `_BYTES_PER_ITEM` of them (one without workers or with a transform)."
+    "Batches (of `batch_size` clips, default the dataset's) a worker sends together: about `_BYTES_PER_ITEM` of them (one without workers, with a transform or derived keys)."
     batch_size = batch_size or self.batch_size
-    if num_workers == 0 or batch_size is None or self.transform is not None: return 1
+    if num_workers == 0 or batch_size is None or self.transform is not None or self.read_keys != self.data_keys: return 1
     batch_bytes = 4 * batch_size * self.clip_length * sum(w for _, w, _, _ in self._sources())
     return int(np.clip(_BYTES_PER_ITEM // batch_bytes, 1, _MAX_BATCHES_PER_ITEM))
 
@@ -383,8 +435,8 @@ def _shard_items(self, epoch, shard, num_workers, skip=0):
             yield from self._clips(seqs[drop:], starts[drop:])
         return
     step = batch_size
-    grouped = (torch.utils.data.get_worker_info() is not None and self.transform is None and self.pass_state.batches_per_item > 0
-               and self.read_keys == self.data_keys)
+    in_loader_worker = torch.utils.data.get_worker_info() is not None or self.pass_state.batches_per_item > 1   # a process, or a loader's thread or inline shard
+    grouped = in_loader_worker and self.transform is None and self.pass_state.batches_per_item > 0 and self.read_keys == self.data_keys
     per_item = self.pass_state.batches_per_item if grouped else 1
     groups = _batch_groups(batch_count(hi - lo, step, drop_last), skip, per_item)
     per_plan = max(1, _CHUNK // (per_item * step))

@@ -308,12 +308,9 @@ def test_worker_modes_deliver_what_processes_do(tree, store, kind, batch_mode):
         return made
     assert loader(None).worker_mode == {"amass": "threads", "packed": "inline", "packed_joints": "threads"}[kind]
     epochs = {mode: [clip_ids(b) for b in loader(mode)] for mode in ("threads", "inline", "processes")}
-    assert epochs["threads"] == epochs["inline"]
-    if kind.startswith("packed") and not kind.endswith("joints"):   # processes send several batches at once: a group at a time
-        assert sorted(epochs["threads"]) == sorted(epochs["processes"])
-    else: assert epochs["threads"] == epochs["processes"]
+    assert epochs["threads"] == epochs["inline"] == epochs["processes"]   # (the packed store's workers send a group of batches at a time, in every mode)
     assert len(epochs["threads"]) == len(loader(None)) and [len(b) for b in epochs["threads"]] == [6] * (CLIPS // 6) + [CLIPS % 6]
-    for mode in ("threads", "inline"): check_resumes(lambda: loader(mode))
+    for mode in ("threads", "inline") + (("processes",) if kind == "packed_joints" else ()): check_resumes(lambda: loader(mode))
 
 
 def test_processes_when_asked_or_needed(tree):
@@ -337,3 +334,53 @@ def test_thread_errors_are_raised_and_threads_end(tree):
     before = threading.active_count()
     first = next(iter(IterableLoader(amass(tree), batch_size=4, num_workers=2)))   # stopped after one batch
     assert len(first["trans"]) == 4 and threading.active_count() == before
+
+
+# --- issue 22: batch buffers reused only once nothing refers to them ---
+
+def test_buffer_pool_reuses_only_what_nobody_holds():
+    from llamass.packed import _BufferPool
+    pool = _BufferPool()
+    first = pool.take(1000)
+    second = pool.take(1000)                           # `first` is held: a buffer of its own
+    assert not np.shares_memory(first, second)
+    view = torch.from_numpy(first[10:20])              # a tensor of a view keeps the buffer busy, as a batch's key does
+    del first
+    third = pool.take(1000)
+    assert not np.shares_memory(third, view.numpy()) and not np.shares_memory(third, second)
+    del view
+    again = pool.take(800)                             # nothing holds the first buffer any more: reused, from its start
+    assert np.shares_memory(again, pool.buffers[0]) and again.__array_interface__["data"] == pool.buffers[0].__array_interface__["data"]
+
+
+@pytest.mark.parametrize("mode", [None, "inline", "threads"])
+@pytest.mark.parametrize("clip_length", [1, 3])
+def test_kept_batches_are_never_overwritten(store, mode, clip_length):
+    "Keep every batch of several epochs (a user collecting them): each still holds what it held when it arrived."
+    def loader():
+        dataset = PackedAMASS(store, clip_length, keep=1.0, shuffle=True, data_keys=("trans", "gender", "dmpls"))
+        return IterableLoader(dataset, batch_size=4, num_workers=0 if mode is None else 2, worker_mode=mode)
+    made, kept, copies = loader(), [], []
+    for _ in range(3):
+        for batch in made:
+            kept.append(batch)
+            copies.append({k: v.clone() for k, v in batch.items()})
+    assert len(kept) == 3 * len(made)
+    for batch, copied in zip(kept, copies):
+        for key in batch: assert torch.equal(batch[key], copied[key]), key
+    fresh = loader()                                   # and they are the batches of those epochs
+    expected = [{k: v.clone() for k, v in b.items()} for _ in range(3) for b in fresh]
+    for batch, want in zip(kept, expected):
+        for key in batch: assert torch.equal(batch[key], want[key]), key
+
+
+def test_stored_keys_gather_in_threads_when_batches_are_large(store):
+    "Small batches of stored keys: inline (a thread's hand-off costs more than it saves); large ones: threads."
+    small = IterableLoader(packed(store), batch_size=4, num_workers=2)
+    dataset = packed(store, data_keys=("trans", "dmpls", "betas", "gender"))
+    large_clips = -(-(1 << 18) // (3 * dataset.frame_bytes()))
+    large = IterableLoader(dataset, batch_size=large_clips, num_workers=2)
+    assert (small.worker_mode, large.worker_mode) == ("inline", "threads")
+    assert dataset.frame_bytes() == 4 * (3 + 8 + 16 + 1)
+    batch_mode = packed(store, data_keys=("trans", "dmpls", "betas", "gender"), batch_size=large_clips)
+    assert IterableLoader(batch_mode, batch_size=None, num_workers=2).worker_mode == "threads"
