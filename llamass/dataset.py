@@ -275,10 +275,15 @@ def gathers_batches(self):
     "Whole batches of fixed-length clips are cut here (as in batch mode) when a loader batches them, unless a transform expects single clips."
     return not self.partial_clips and self.transform is None
 
+_THREADS_FROM_FRAMES = 2048   # stored keys only: batches of this many frames are cut in threads, smaller ones inline (measured: the engine chapter)
+
 @method_of(AMASS)
 def worker_mode(self, batch_size=None):
-    "Threads: reading (zlib), cutting (numpy) and derived keys (numpy, torch) release the GIL; processes with a transform, which might not."
-    return "threads" if self.transform is None else "processes"
+    "Threads where reading (one read per array, then zlib's CRC), cutting and derived keys release the GIL long enough; inline for small batches of stored keys; processes with a transform, which might not."
+    if self.transform is not None: return "processes"
+    if self.read_keys != self.data_keys: return "threads"
+    clips = batch_size or self.batch_size or 1
+    return "threads" if not self.partial_clips and clips * self.clip_length >= _THREADS_FROM_FRAMES else "inline"
 
 @method_of(AMASS)
 def iter_shard(self, epoch, shard, num_workers, skip=0):

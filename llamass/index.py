@@ -24,6 +24,7 @@ import stat
 import struct
 import threading
 import zipfile
+import zlib
 from collections import Counter, namedtuple
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,27 +179,61 @@ def _size_problem(info, archive_size):
     if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 1024:
         return f"claims {info.file_size} bytes from {info.compress_size} compressed bytes"
 
-def _read_value(stream, member, max_bytes):
-    "The array of the small `member`, read from `stream` (at its first data byte) to the end, so that its CRC is checked."
+def _check_readable(member, max_bytes):
+    "Refuse to read the value of `member` when it holds Python objects, or more than `max_bytes` (None: any size)."
     if member.dtype.hasobject: raise ValueError(f"member {member.name!r} holds Python objects ({member.dtype})")
     if max_bytes is not None and member.dtype.itemsize * math.prod(member.shape) > max_bytes:
         raise ValueError(f"member {member.name!r} should be a single value, has shape {member.shape}")
-    data = stream.read()
+
+def _array_of(data, member):
+    "The read-only array of `member` whose bytes after the header are `data`."
     flat = np.frombuffer(data, dtype=member.dtype) if member.dtype.itemsize else np.zeros(len(data), member.dtype)
     return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
+
+def _checked_member(info, shape, fortran_order, dtype, offset):
+    "The `NpyMember` of the zip member `info` with this header, refused when the header does not account for the member's size."
+    member = NpyMember(info.filename, shape, dtype, fortran_order, offset)
+    claimed = member.offset + math.prod(member.shape) * member.dtype.itemsize
+    if claimed != info.file_size and not member.dtype.hasobject:  # a pickle has a size of its own: refused where read
+        raise ValueError(f"member {info.filename!r}: its header claims shape {member.shape} of {member.dtype} ({claimed} bytes) but it holds {info.file_size} bytes")
+    return member
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")   # a zip member's local header: signature, 22 bytes, lengths of its name and extra field
+
+def _file_descriptor(zf):
+    "The descriptor of the file the open zip `zf` reads, or None (a zip in memory)."
+    try: return zf.fp.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation): return None
+
+def _stored_bytes(fd, info):
+    "The bytes of the stored (uncompressed) zip member `info` of the zip open as `fd`, in one read (which releases the GIL), its CRC-32 checked."
+    local = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
+    if len(local) != _LOCAL_HEADER.size or local[:4] != b"PK\x03\x04": raise zipfile.BadZipFile("Bad magic number for file header")
+    _, name_length, extra_length = _LOCAL_HEADER.unpack(local)
+    name = os.pread(fd, name_length, info.header_offset + _LOCAL_HEADER.size)
+    if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace") != info.orig_filename:
+        raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header {name!r} differ.")
+    data = os.pread(fd, info.file_size, info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    if len(data) != info.file_size: raise EOFError(f"member {info.filename!r} cut short ({len(data)} of {info.file_size} bytes)")
+    if zlib.crc32(data) != info.CRC: raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return data
 
 def npy_member(zf, name, archive_size, read_value=False, max_bytes=1 << 16):
     "The `NpyMember` `name` of the open zip `zf`, its header checked against its size; with its value if `read_value` (up to `max_bytes`; None: any size)."
     info = zf.getinfo(name)
     problem = _size_problem(info, archive_size)
     if problem: raise ValueError(f"member {name!r} {problem}")
+    fd = _file_descriptor(zf)
+    if read_value and max_bytes is None and info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1 and fd is not None:
+        data = memoryview(_stored_bytes(fd, info))           # a whole array: one read, no zipfile stream in Python
+        member = _checked_member(info, *read_npy_header(io.BytesIO(data[:MAX_HEADER_SIZE + 16])))
+        _check_readable(member, max_bytes)
+        return member._replace(value=_array_of(data[member.offset:], member))
     with zf.open(info) as stream:
-        shape, fortran_order, dtype, offset = read_npy_header(stream)
-        member = NpyMember(name, shape, dtype, fortran_order, offset)
-        claimed = member.offset + math.prod(member.shape) * member.dtype.itemsize
-        if claimed != info.file_size and not member.dtype.hasobject:  # a pickle has a size of its own: refused where read
-            raise ValueError(f"member {name!r}: its header claims shape {member.shape} of {member.dtype} ({claimed} bytes) but it holds {info.file_size} bytes")
-        return member._replace(value=_read_value(stream, member, max_bytes)) if read_value else member
+        member = _checked_member(info, *read_npy_header(stream))
+        if not read_value: return member
+        _check_readable(member, max_bytes)
+        return member._replace(value=_array_of(stream.read(), member))   # read to the end: its CRC is checked
 
 # %% ../nbs/02_index.ipynb #4a3ead14
 PER_FRAME_WIDTHS = {"poses": None, "trans": 3, "dmpls": None, "root_orient": 3, "pose_body": 63, "pose_hand": 90,

@@ -472,6 +472,22 @@ def test_read_npz_checks_the_crc(tmp_path):
         read_npz(root / "DS" / "good0_poses.npz", ["poses"])
 
 
+def test_read_npz_reads_what_numpy_reads_and_checks_local_headers(tmp_path):
+    "Stored members are read in one call from the file: the same arrays as np.load, and a local header that names another member is refused."
+    from llamass.index import read_npz
+    root = tree(tmp_path, n_good=1)
+    path = root / "DS" / "good0_poses.npz"
+    with np.load(path) as npz: expected = {k: npz[k] for k in ("poses", "trans", "betas")}
+    got = read_npz(path, list(expected))
+    assert all(np.array_equal(got[k], expected[k]) and got[k].dtype == expected[k].dtype for k in expected)
+    with zipfile.ZipFile(path) as zf: info = zf.getinfo("trans.npy")
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + 30:info.header_offset + 30 + len("trans.npy")] = b"tranx.npy"   # the local name only
+    path.write_bytes(bytes(data))
+    with pytest.raises(AMASSFileError, match=r"good0_poses.npz: not a readable npz \(BadZipFile: File name in directory 'trans.npy' and header b'tranx.npy' differ"):
+        read_npz(path, ["trans"])
+
+
 def test_a_store_beside_the_sequences_is_not_indexed(tmp_path):
     "amass/train_packed next to amass/train: indexing amass reads the sequences, not the store's tables."
     from llamass.core import AMASS, amass_pack

@@ -306,7 +306,7 @@ def test_worker_modes_deliver_what_processes_do(tree, store, kind, batch_mode):
         made = IterableLoader(dataset, **({} if batch_mode else {"batch_size": 6}), num_workers=3, worker_mode=mode)
         made.set_epoch(2)
         return made
-    assert loader(None).worker_mode == {"amass": "threads", "packed": "inline", "packed_joints": "threads"}[kind]
+    assert loader(None).worker_mode == {"amass": "inline", "packed": "inline", "packed_joints": "threads"}[kind]   # small batches
     epochs = {mode: [clip_ids(b) for b in loader(mode)] for mode in ("threads", "inline", "processes")}
     assert epochs["threads"] == epochs["inline"] == epochs["processes"]   # (the packed store's workers send a group of batches at a time, in every mode)
     assert len(epochs["threads"]) == len(loader(None)) and [len(b) for b in epochs["threads"]] == [6] * (CLIPS // 6) + [CLIPS % 6]
@@ -330,9 +330,9 @@ def test_thread_errors_are_raised_and_threads_end(tree):
     dataset.read_plan = broken                 # the instance's own: threads share it
     dataset._batches = lambda *args, **kwargs: broken()
     with pytest.raises(OSError, match="disk gone"):
-        list(IterableLoader(dataset, batch_size=4, num_workers=2))
+        list(IterableLoader(dataset, batch_size=4, num_workers=2, worker_mode="threads"))
     before = threading.active_count()
-    first = next(iter(IterableLoader(amass(tree), batch_size=4, num_workers=2)))   # stopped after one batch
+    first = next(iter(IterableLoader(amass(tree), batch_size=4, num_workers=2, worker_mode="threads")))   # stopped after one batch
     assert len(first["trans"]) == 4 and threading.active_count() == before
 
 
@@ -372,6 +372,15 @@ def test_kept_batches_are_never_overwritten(store, mode, clip_length):
     expected = [{k: v.clone() for k, v in b.items()} for _ in range(3) for b in fresh]
     for batch, want in zip(kept, expected):
         for key in batch: assert torch.equal(batch[key], want[key]), key
+
+
+def test_npz_batches_are_cut_in_threads_when_large_or_derived(tree):
+    "AMASS: small batches of stored keys inline (a hand-off costs more than cutting them); large ones, or derived keys, in threads."
+    from llamass.dataset import _THREADS_FROM_FRAMES
+    modes = lambda dataset, batch_size: IterableLoader(dataset, batch_size=batch_size, num_workers=2).worker_mode
+    assert modes(amass(tree), 4) == "inline" and modes(amass(tree), -(-_THREADS_FROM_FRAMES // 3)) == "threads"
+    assert modes(amass(tree, data_keys=("trans", "joints")), 4) == "threads"
+    assert modes(amass(tree, batch_size=_THREADS_FROM_FRAMES), None) == "threads"
 
 
 def test_stored_keys_gather_in_threads_when_batches_are_large(store):
