@@ -5,13 +5,16 @@ at `--fraction` of its sequences, packs it, then measures in one run, each confi
 frames/s (batch 256, shuffled) and peak RSS of
   - original llamass 0.0.4 (from PyPI, when it can be fetched), workers 0 and 2;
   - our `AMASS` npz path, workers 0 and 2;
-  - `PackedAMASS` with batch_size=256, workers 0 and 2;
+  - `PackedAMASS` with batch_size=256, workers 0 and 2; and with the derived key `joints` (forward kinematics);
   - an in-RAM `TensorDataset` + `DataLoader(shuffle=True)`; an in-RAM one-index-per-batch loader;
   - the limit: numpy gathers of the same batches from the same memory maps;
 for clip_length 1 and 32, and the index / pack throughput against `cat` of the files. Prints a table with
 ratios to the limit.
 
-Usage: python benchmarks/bench_loaders.py [--fraction 0.02] [--seconds 4]
+Each configuration runs epoch after epoch for `--seconds` (after its first batch); with `--rounds N` every
+configuration runs N times, interleaved, and the table gives medians. Also prints each loader's 2-worker / 0-worker ratio.
+
+Usage: python benchmarks/bench_loaders.py [--fraction 0.02] [--seconds 4] [--rounds 1]
 """
 import argparse
 import json
@@ -31,20 +34,21 @@ KEYS = ("poses", "dmpls", "trans", "betas", "gender")
 
 
 # ---------------------------------------------------------------- each configuration, in a child process
-def timed_batches(batches, seconds, frames_of):
-    "(frames, seconds) over `batches`, timed from the first batch on, for at most `seconds`."
-    it = iter(batches)
+def timed_batches(loader, seconds, frames_of):
+    "(frames, seconds) of `loader`'s batches, epoch after epoch, timed from its first batch on for `seconds`."
+    it = iter(loader)
     next(it)
     frames, start = 0, time.perf_counter()
-    for batch in it:
-        frames += frames_of(batch)
-        if time.perf_counter() - start > seconds: break
-    return frames, time.perf_counter() - start
+    while True:
+        for batch in it:
+            frames += frames_of(batch)
+            if time.perf_counter() - start > seconds: return frames, time.perf_counter() - start
+        it = iter(loader)                     # the next epoch (a small replica's epoch lasts milliseconds)
 
 
 def frames_in(batch):
-    poses = batch["poses"] if isinstance(batch, dict) else batch
-    return int(poses.shape[0] * (poses.shape[1] if poses.ndim == 3 else 1))
+    frames = (batch["poses"] if "poses" in batch else batch["trans"]) if isinstance(batch, dict) else batch
+    return int(frames.shape[0] * (frames.shape[1] if frames.ndim == 3 else 1))
 
 
 def all_clips(store, clip):
@@ -73,6 +77,10 @@ def run_child(kind, root, store, clip, workers, seconds):
     if kind == "packed":
         from llamass.core import IterableLoader, PackedAMASS
         loader = IterableLoader(PackedAMASS(store, clip, shuffle=True, seed=0, batch_size=BATCH), batch_size=None, num_workers=workers)
+        return timed_batches(loader, seconds, frames_in)
+    if kind == "packed_joints":
+        from llamass.core import IterableLoader, PackedAMASS
+        loader = IterableLoader(PackedAMASS(store, clip, shuffle=True, seed=0, data_keys=("trans", "joints")), batch_size=BATCH, num_workers=workers)
         return timed_batches(loader, seconds, frames_in)
     if kind == "tensor":
         data = all_clips(store, clip)
@@ -171,7 +179,7 @@ def file_throughput(root, store):
                             ["amass_pack -n 2", f"{pack_s:.2f}", f"{mb / pack_s:,.0f}", f"{cat_s / pack_s:.2f}×"]]
 
 
-def main(fraction, seconds):
+def main(fraction, seconds, rounds=1):
     from measure import machine, table
     OUT.mkdir(exist_ok=True)
     root, store = prepare(fraction)
@@ -181,14 +189,18 @@ def main(fraction, seconds):
     have_original = fetch_original()
     configs = [("original llamass 0.0.4", "original")] * have_original + [
         ("llamass AMASS (npz)", "amass"), ("llamass PackedAMASS, batch_size=256", "packed"),
+        ("llamass PackedAMASS, derived key joints (forward kinematics)", "packed_joints"),
         ("in-RAM TensorDataset + DataLoader(shuffle)", "tensor"), ("in-RAM, one tensor index per batch", "tensor_batch"),
         ("numpy gather from the memory map (limit)", "limit")]
-    results = {}
-    for clip in (1, 32):
-        for name, kind in configs:
-            for workers in ((0,) if kind == "limit" else (0, 2)):
-                results[name, clip, workers] = measure(kind, root, store, clip, workers, seconds)
-                print(f"  {name}, clip {clip}, {workers} workers: {results[name, clip, workers][0]:,.0f} frames/s", file=sys.stderr)
+    runs = {}
+    for round_ in range(rounds):                  # rounds interleaved: a busy minute of a shared machine spreads over all rows
+        for clip in (1, 32):
+            for name, kind in configs:
+                for workers in ((0,) if kind == "limit" else (0, 2)):
+                    runs.setdefault((name, clip, workers), []).append(measure(kind, root, store, clip, workers, seconds))
+                    print(f"  round {round_ + 1}, {name}, clip {clip}, {workers} workers: {runs[name, clip, workers][-1][0]:,.0f} frames/s", file=sys.stderr)
+    results = {key: (float(np.median([r[0] for r in measured])), max(r[1] for r in measured), float(np.median([r[2] for r in measured])))
+               for key, measured in runs.items()}      # median frames/s, largest peak, median anonymous memory
     rows = []
     for name, kind in configs:
         row = [name]
@@ -200,8 +212,12 @@ def main(fraction, seconds):
                 row.append(f"{fps:,.0f} ({fps / limit:.2f}; {peak:.0f} / {anon:.0f} MB)")
         rows.append(row)
     print(f"\nReplica: {n_files} sequences, {kept:,} kept frames, {mb:,.0f} MB of npz (fraction {fraction}); {machine()}")
-    print("frames/s, batch 256, shuffled (ratio to the limit; peak RSS / anonymous PSS of the main process, in MB)\n")
+    print(f"frames/s, batch 256, shuffled, medians of {rounds} round(s) of {seconds:g} s (ratio to the limit; "
+          f"peak RSS / anonymous PSS of the main process, in MB)\n")
     print(table(["loader", "clip 1, 0 workers", "clip 1, 2 workers", "clip 32, 0 workers", "clip 32, 2 workers"], rows))
+    print("\nWorkers: frames/s with 2 workers / with 0, same run")
+    print(table(["loader", "clip 1", "clip 32"], [[name] + [f"{results[name, clip, 2][0] / results[name, clip, 0][0]:.2f}×" for clip in (1, 32)]
+                                                 for name, kind in configs if kind != "limit"]))
     print()
     print(table(["files", "seconds", "MB/s", "vs cat"], file_rows))
     if have_original:
@@ -221,5 +237,6 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--fraction", type=float, default=0.02, help="fraction of AMASS's sequences in the replica (default 0.02)")
         parser.add_argument("--seconds", type=float, default=4.0, help="time each configuration runs for (default 4)")
+        parser.add_argument("--rounds", type=int, default=1, help="measure every configuration this many times, interleaved; medians (default 1)")
         args = parser.parse_args()
-        main(args.fraction, args.seconds)
+        main(args.fraction, args.seconds, args.rounds)
