@@ -19,7 +19,7 @@ import torch.utils.data as tudata
 from .clips import check_clip_length, check_fps_overrides, check_int, check_keep, check_names, check_real, kept_windows, last_uses, check_target_fps, clip_counts, keep_slice, rng_for, resampled_lengths, source_frames
 from .engine import IterableLoader, ShardedClips, clip_metadata, method_of, one_clip, worker_init_fn
 from .splits import resolve_subdatasets
-from .derived import stored_keys, with_derived
+from .derived import THREADS_FROM_FRAMES, stored_keys, with_derived
 from .index import AMASSFileError, check_models, gender_code, index_sequences, npz_keys, read_npz, width_check
 from .vocabulary import DEFAULT_KEYS, MODEL_WIDTHS, PER_SEQUENCE_KEYS, POSE_SLICES, apply_transform, has_key, overridden_fps
 from .tqdm import warn
@@ -279,11 +279,10 @@ _THREADS_FROM_FRAMES = 2048   # stored keys only: batches of this many frames ar
 
 @method_of(AMASS)
 def worker_mode(self, batch_size=None):
-    "Threads where reading (one read per array, then zlib's CRC), cutting and derived keys release the GIL long enough; inline for small batches of stored keys; processes with a transform, which might not."
+    "Threads where reading (one read per array, then zlib's CRC), cutting and derived keys release the GIL long enough (large batches); inline for small ones; processes with a transform, which might not."
     if self.transform is not None: return "processes"
-    if self.read_keys != self.data_keys: return "threads"
-    clips = batch_size or self.batch_size or 1
-    return "threads" if not self.partial_clips and clips * self.clip_length >= _THREADS_FROM_FRAMES else "inline"
+    frames = (batch_size or self.batch_size or 1) * (0 if self.partial_clips else self.clip_length)
+    return "threads" if frames >= (THREADS_FROM_FRAMES if self.read_keys != self.data_keys else _THREADS_FROM_FRAMES) else "inline"
 
 @method_of(AMASS)
 def iter_shard(self, epoch, shard, num_workers, skip=0):

@@ -24,7 +24,7 @@ import torch
 from .clips import (batch_count, check_fps_overrides, check_int, check_names, check_real, check_target_fps, clips_at, feistel_keys, permuted_positions,
                            resampled_lengths, source_frames)
 from .dataset import variable_clip_length
-from .derived import stored_keys, with_derived
+from .derived import THREADS_FROM_FRAMES, stored_keys, with_derived
 from .engine import clip_metadata, one_clip
 from .vocabulary import DEFAULT_KEYS, POSE_SLICES, apply_transform, overridden_fps
 from .engine import ShardedClips, method_of
@@ -242,11 +242,11 @@ _THREADS_FROM_BYTES = 1 << 18   # stored keys only: batches this large are gathe
 
 @method_of(PackedAMASS)
 def worker_mode(self, batch_size=None):
-    "Threads for derived keys and for large batches of stored keys (numpy's gathers release the GIL); inline for small ones; processes with a transform or a device."
+    "Threads for large batches (numpy's gathers and torch's derived keys release the GIL); inline for small ones; processes with a transform or a device."
     if self.transform is not None or self.device is not None: return "processes"
-    if self.read_keys != self.data_keys: return "threads"
-    clips = batch_size or self.batch_size or 1
-    return "threads" if not self.partial_clips and clips * self.clip_length * self.frame_bytes() >= _THREADS_FROM_BYTES else "inline"
+    frames = (batch_size or self.batch_size or 1) * (0 if self.partial_clips else self.clip_length)
+    if self.read_keys != self.data_keys: return "threads" if frames >= THREADS_FROM_FRAMES else "inline"
+    return "threads" if frames * self.frame_bytes() >= _THREADS_FROM_BYTES else "inline"
 
 @method_of(PackedAMASS)
 def frame_bytes(self):

@@ -306,7 +306,7 @@ def test_worker_modes_deliver_what_processes_do(tree, store, kind, batch_mode):
         made = IterableLoader(dataset, **({} if batch_mode else {"batch_size": 6}), num_workers=3, worker_mode=mode)
         made.set_epoch(2)
         return made
-    assert loader(None).worker_mode == {"amass": "inline", "packed": "inline", "packed_joints": "threads"}[kind]   # small batches
+    assert loader(None).worker_mode == "inline"   # small batches
     epochs = {mode: [clip_ids(b) for b in loader(mode)] for mode in ("threads", "inline", "processes")}
     assert epochs["threads"] == epochs["inline"] == epochs["processes"]   # (the packed store's workers send a group of batches at a time, in every mode)
     assert len(epochs["threads"]) == len(loader(None)) and [len(b) for b in epochs["threads"]] == [6] * (CLIPS // 6) + [CLIPS % 6]
@@ -374,17 +374,19 @@ def test_kept_batches_are_never_overwritten(store, mode, clip_length):
         for key in batch: assert torch.equal(batch[key], want[key]), key
 
 
-def test_npz_batches_are_cut_in_threads_when_large_or_derived(tree):
-    "AMASS: small batches of stored keys inline (a hand-off costs more than cutting them); large ones, or derived keys, in threads."
+def test_npz_batches_are_cut_in_threads_when_large(tree):
+    "AMASS: small batches inline (a hand-off costs more than cutting them); large ones in threads (from fewer frames with derived keys)."
     from llamass.dataset import _THREADS_FROM_FRAMES
+    from llamass.derived import THREADS_FROM_FRAMES
     modes = lambda dataset, batch_size: IterableLoader(dataset, batch_size=batch_size, num_workers=2).worker_mode
     assert modes(amass(tree), 4) == "inline" and modes(amass(tree), -(-_THREADS_FROM_FRAMES // 3)) == "threads"
-    assert modes(amass(tree, data_keys=("trans", "joints")), 4) == "threads"
+    derived = lambda: amass(tree, data_keys=("trans", "joints"))
+    assert modes(derived(), 4) == "inline" and modes(derived(), -(-THREADS_FROM_FRAMES // 3)) == "threads"
     assert modes(amass(tree, batch_size=_THREADS_FROM_FRAMES), None) == "threads"
 
 
 def test_stored_keys_gather_in_threads_when_batches_are_large(store):
-    "Small batches of stored keys: inline (a thread's hand-off costs more than it saves); large ones: threads."
+    "Small batches: inline (a thread's hand-off costs more than it saves); large ones: threads (with derived keys, from fewer frames)."
     small = IterableLoader(packed(store), batch_size=4, num_workers=2)
     dataset = packed(store, data_keys=("trans", "dmpls", "betas", "gender"))
     large_clips = -(-(1 << 18) // (3 * dataset.frame_bytes()))
@@ -393,3 +395,7 @@ def test_stored_keys_gather_in_threads_when_batches_are_large(store):
     assert dataset.frame_bytes() == 4 * (3 + 8 + 16 + 1)
     batch_mode = packed(store, data_keys=("trans", "dmpls", "betas", "gender"), batch_size=large_clips)
     assert IterableLoader(batch_mode, batch_size=None, num_workers=2).worker_mode == "threads"
+    from llamass.derived import THREADS_FROM_FRAMES
+    derived = packed(store, data_keys=("trans", "joints"))
+    assert IterableLoader(derived, batch_size=4, num_workers=2).worker_mode == "inline"
+    assert IterableLoader(derived, batch_size=-(-THREADS_FROM_FRAMES // 3), num_workers=2).worker_mode == "threads"
