@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['MAX_EPOCH', 'method_of', 'process_group_rank', 'check_rank', 'draw_seed', 'PassState', 'ShardedClips', 'pad_collate',
-           'worker_init_fn', 'in_turn', 'taken_in_turn', 'pinned', 'to_device', 'loader_batch_size', 'IterableLoader',
-           'clip_metadata', 'one_clip']
+           'worker_init_fn', 'in_turn', 'worker_torch_threads', 'taken_in_turn', 'pinned', 'to_device',
+           'loader_batch_size', 'IterableLoader', 'clip_metadata', 'one_clip']
 
 # %% ../nbs/04_engine.ipynb #58359098
 import atexit
+import functools
 import itertools
 import queue
 import threading
@@ -436,8 +437,9 @@ def _put_unless_stopped(out, item, stop):
         except queue.Full: pass
     return False
 
-def _drain(stream, out, stop):
-    "Run in a thread: put each item of `stream` in `out`, then its end (or the exception that ended it)."
+def _drain(stream, out, stop, torch_threads=None):
+    "Run in a thread: put each item of `stream` in `out`, then its end (or the exception that ended it); torch ops here use `torch_threads` (None: as set)."
+    if torch_threads is not None: torch.set_num_threads(torch_threads)   # this thread's own setting (see `worker_torch_threads`)
     try:
         for item in stream:
             if not _put_unless_stopped(out, item, stop): return
@@ -467,11 +469,22 @@ def _received(out):
     while not isinstance(item := out.get(), _Ended): yield item
     if item.error is not None: raise item.error
 
-def taken_in_turn(streams,   # iterables (generators), each read by a thread of its own
-                  depth=2):  # items each thread makes ahead
+@functools.lru_cache(maxsize=None)
+def _torch_threads_per_thread():
+    "Whether `torch.set_num_threads` sets only the calling thread's count (OpenMP's, the backend of PyTorch's wheels)."
+    return "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+def worker_torch_threads(num_workers):
+    "The intra-op threads torch gets in each of `num_workers` loader threads: their share of this thread's (None: torch's setting is global, left as is)."
+    return max(1, torch.get_num_threads() // num_workers) if _torch_threads_per_thread() else None
+
+def taken_in_turn(streams,            # iterables (generators), each read by a thread of its own
+                  depth=2,            # items each thread makes ahead
+                  torch_threads=None):# intra-op threads of torch in each thread (None: as set)
     "`in_turn` over `streams` each made ahead in a thread of its own; an error in a thread is raised here."
     queues, stop = [queue.Queue(depth) for _ in streams], threading.Event()
-    threads = [threading.Thread(target=_drain, args=(s, q, stop), daemon=True, name=f"llamass-worker-{i}") for i, (s, q) in enumerate(zip(streams, queues))]
+    threads = [threading.Thread(target=_drain, args=(s, q, stop, torch_threads), daemon=True, name=f"llamass-worker-{i}")
+               for i, (s, q) in enumerate(zip(streams, queues))]
     _RUNNING[stop] = threads
     for thread in threads: thread.start()
     try: yield from in_turn([_received(q) for q in queues])
@@ -568,7 +581,8 @@ def _items(self):
     "The items of this pass: made in this process, in threads, or by DataLoader's worker processes."
     if self.worker_mode in ("threads", "inline"):
         streams = [self._batched(self.dataset.worker_items(w, self.num_workers)) for w in range(self.num_workers)]
-        items = taken_in_turn(streams, self.prefetch_factor or 2) if self.worker_mode == "threads" else in_turn(streams)
+        threads = self.worker_mode == "threads"
+        items = taken_in_turn(streams, self.prefetch_factor or 2, worker_torch_threads(self.num_workers)) if threads else in_turn(streams)
         return map(pinned, items) if self.pin_memory else items
     if self.num_workers == 0 and not self.pin_memory: return self._batched(iter(self.dataset))
     return tudata.DataLoader.__iter__(self)

@@ -399,3 +399,18 @@ def test_stored_keys_gather_in_threads_when_batches_are_large(store):
     derived = packed(store, data_keys=("trans", "joints"))
     assert IterableLoader(derived, batch_size=4, num_workers=2).worker_mode == "inline"
     assert IterableLoader(derived, batch_size=-(-THREADS_FROM_FRAMES // 3), num_workers=2).worker_mode == "threads"
+
+
+def test_loader_threads_share_torchs_threads():
+    "Each loader thread gets its share of torch's intra-op threads (as DataLoader's processes get one each), set in that thread alone."
+    from llamass.engine import taken_in_turn, worker_torch_threads
+    def counts(n):
+        for _ in range(n): yield torch.get_num_threads()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert worker_torch_threads(2) in (2, None) and worker_torch_threads(8) in (1, None)
+        if worker_torch_threads(2) is None: pytest.skip("this torch's thread count is not per thread (not OpenMP)")
+        assert list(taken_in_turn([counts(3), counts(3)], 2, worker_torch_threads(2))) == [2] * 6
+        assert torch.get_num_threads() == 4                            # this thread's own is left as it was
+    finally: torch.set_num_threads(before)
