@@ -406,8 +406,7 @@ def batches_per_item(self, num_workers, batch_size=None):
     "Batches (of `batch_size` clips, default the dataset's) a worker sends together: about `_BYTES_PER_ITEM` of them (one without workers, with a transform or derived keys)."
     batch_size = batch_size or self.batch_size
     if num_workers == 0 or batch_size is None or self.transform is not None or self.read_keys != self.data_keys: return 1
-    batch_bytes = 4 * batch_size * self.clip_length * sum(w for _, w, _, _ in self._sources())
-    return int(np.clip(_BYTES_PER_ITEM // batch_bytes, 1, _MAX_BATCHES_PER_ITEM))
+    return int(np.clip(_BYTES_PER_ITEM // (batch_size * self.clip_length * self.frame_bytes()), 1, _MAX_BATCHES_PER_ITEM))
 
 def _batch_groups(n_batches, skip, per_item):
     "[first, stop) batch numbers of each item: cut at multiples of `per_item`, starting at batch `skip`."
