@@ -14,7 +14,8 @@ before and after the timed window):
     - the clips as one tensor on the GPU, one index per batch (the ceiling);
   a training step (per-frame MLP 156->1024->1024->156, bf16 autocast on CUDA, AdamW; 256 clips x 32 frames), frames/s and
   the ratio to (a):
-    (a) the data already on the GPU; (b) fed by PackedAMASS(device="cuda"); (c) fed by PackedAMASS on the CPU with
+    (a) the data already on the GPU (one batch, reused); (a2) a fresh batch each step, one `index_select` from every
+    clip held on the GPU (what (b) does, at its simplest); (b) fed by PackedAMASS(device="cuda"); (c) fed by PackedAMASS on the CPU with
     8 workers, pin_memory=True and non_blocking copies; (d) fed by AMASS with 8 workers, the same transport;
     (e) fed by the original with 8 workers (with --original).
 Every ratio printed is between numbers of this run. Without CUDA the device rows run with device="cpu" and say so.
@@ -168,7 +169,7 @@ def ceiling_batches(cfg):
     clips = all_clips(Path(cfg["store"]), cfg["clip"]).to(device)
     while True:
         order = torch.randperm(len(clips), device=device)
-        for first in range(0, len(clips), BATCH): yield clips[order[first:first + BATCH]]
+        for first in range(0, len(clips), BATCH): yield clips.index_select(0, order[first:first + BATCH])   # (faster than clips[idx])
 
 
 def original_batches(cfg, transport=None):
@@ -218,7 +219,13 @@ def resident_batches(cfg, transport):
     return itertools.repeat({k: v.to(transport) for k, v in batch.items()})
 
 
-FEEDERS = {"resident": resident_batches, "device": lambda cfg, transport: device_batches(cfg),
+def fresh_batches(cfg, transport):
+    "A new batch each step, gathered on the device from every clip held there (`ceiling_batches`): the step's baseline with a gather in it."
+    poses = slice(0, POSE_WIDTH)                    # the clips' columns are poses (156), dmpls, trans, betas, gender
+    return ({"poses": clips[..., poses]} for clips in ceiling_batches({**cfg, "device": str(transport)}))
+
+
+FEEDERS = {"resident": resident_batches, "fresh": fresh_batches, "device": lambda cfg, transport: device_batches(cfg),
            "pinned": lambda cfg, transport: pinned_batches(cfg),
            "packed": packed_batches, "amass": amass_batches, "original": original_batches}
 
@@ -307,6 +314,7 @@ def training_rows(device, train_workers, have_original):
     pinned = "pin_memory=True, non_blocking copies" if device == "cuda" else "no CUDA here: no pinning, no copies"
     where = "on the GPU" if device == "cuda" else "in memory (no CUDA here)"
     return [("resident", f"(a) data already {where}"),
+            ("fresh", f"(a2) a fresh batch each step, one index per batch from the clips {where}"),
             ("device", f'(b) fed by `PackedAMASS(device="{device}")`' + ("" if device == "cuda" else " (no CUDA here)")),
             ("pinned", f'(b2) fed by `PackedAMASS(device="{device}", pinned=True)`' + ("" if device == "cuda" else " (no CUDA here)")),
             ("packed", f"(c) fed by `PackedAMASS` on the CPU, {train_workers} workers, {pinned}"),
@@ -365,6 +373,9 @@ def ratios(results, workers):
     lines = []
     def add(text, top, bottom, target=""):
         if isinstance(top, float) and isinstance(bottom, float): lines.append(f"- {text}: {top / bottom:.2f}{target}")
+    train = lambda key: next((v for k, v in results.items() if k[:3] == (key, True, TRAIN_CLIP)), None)
+    add("training step fed by `PackedAMASS(device=)` (b) / fed a fresh gathered batch each step (a2)", train("device"), train("fresh"))
+    add("training step fed a fresh gathered batch each step (a2) / on one batch reused (a)", train("fresh"), train("resident"))
     for clip in (1, 32):
         add(f"`PackedAMASS` on the device / the ceiling, clip {clip}", get("device", clip, 0), get("ceiling", clip, 0))
         add(f"`PackedAMASS` float16 on the device / the ceiling, clip {clip}", get("device_fp16", clip, 0), get("ceiling", clip, 0))

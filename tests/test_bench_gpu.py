@@ -34,8 +34,9 @@ def test_quick_run_prints_every_row(tmp_path):
     assert train_header == ["training step, batches of 256 clips x 32 frames", "frames/s", "ratio to (a)"]
     pinned = "pin_memory=True, non_blocking copies" if cuda else "no CUDA here: no pinning, no copies"
     assert [r[0] for r in train_rows] == [
-        f"(a) data already {'on the GPU' if cuda else 'in memory (no CUDA here)'}", f'(b) fed by `PackedAMASS(device="{device}")`{note}',
+        f"(a) data already {'on the GPU' if cuda else 'in memory (no CUDA here)'}",
+        f"(a2) a fresh batch each step, one index per batch from the clips {'on the GPU' if cuda else 'in memory (no CUDA here)'}", f'(b) fed by `PackedAMASS(device="{device}")`{note}',
         f'(b2) fed by `PackedAMASS(device="{device}", pinned=True)`{note}',
         f"(c) fed by `PackedAMASS` on the CPU, 2 workers, {pinned}", f"(d) fed by `AMASS`, 2 workers, {pinned}"]
     assert all(RATE.match(r[1]) and re.match(r"^\d+\.\d\d$", r[2]) for r in train_rows) and train_rows[0][2] == "1.00"
-    assert len([l for l in out.read_text().splitlines() if l.startswith("- ")]) == 10  # ratios: 2 clips x (2 device + 3 loaders)
+    assert len([l for l in out.read_text().splitlines() if l.startswith("- ")]) == 12  # ratios: 2 training + 2 clips x (2 device + 3 loaders)
