@@ -154,6 +154,7 @@ class _OpenFiles:
             except OSError as error:
                 if error.errno == errno.EAGAIN: self.broken = self.broken or path   # open for writing right now
                 return False
+            fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())   # its break signals this process: taken in a loader thread, a lease has no owner
         _LeaseGuard.holders.add(self)
         shrunk = next((p for p, fd, size in zip(self.paths, self.fds, self.sizes) if os.fstat(fd).st_size < size), None)
         self.broken = self.broken or shrunk     # cut before the leases were taken: no later write can, but this one did

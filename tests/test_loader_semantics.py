@@ -5,6 +5,7 @@ drops only the rank's last partial batch, `len()` is what is yielded; copies of 
 original; arguments are checked where they are given; a store truncated under a running loop raises, never SIGBUS.
 """
 import copy
+import os
 import pickle
 import subprocess
 import sys
@@ -414,3 +415,15 @@ def test_loader_threads_share_torchs_threads():
         assert list(taken_in_turn([counts(3), counts(3)], 2, worker_torch_threads(2))) == [2] * 6
         assert torch.get_num_threads() == 4                            # this thread's own is left as it was
     finally: torch.set_num_threads(before)
+
+
+def test_leases_taken_in_a_loader_thread_signal_this_process(store):
+    "A store first read in a loader thread leases its files there: their break (SIGIO) must still reach this process, or a copy over them waits 45 s and then SIGBUS."
+    import threading
+    fcntl = pytest.importorskip("fcntl")
+    dataset = packed(store)
+    thread = threading.Thread(target=dataset.check_mapped)       # maps the store and leases its files in that thread
+    thread.start(); thread.join()
+    files = dataset._mapped
+    if not files.leased: pytest.skip("no read leases here (not Linux, or refused)")
+    assert [fcntl.fcntl(fd, fcntl.F_GETOWN) for fd in files.fds] == [os.getpid()] * len(files.fds)
