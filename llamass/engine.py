@@ -493,10 +493,11 @@ def taken_in_turn(streams,            # iterables (generators), each read by a t
         for thread in threads: thread.join()
         _RUNNING.pop(stop, None)
 
-def pinned(batch):
-    "`batch` (a dict) with its tensors in pinned memory, where there is CUDA to copy to."
-    if not torch.cuda.is_available() or not isinstance(batch, Mapping): return batch
-    return {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def pinned(item):
+    "`item` (a dict of tensors, or a dataset's transport item with its own `pin_memory()`) in pinned memory, where there is CUDA to copy to."
+    if not torch.cuda.is_available(): return item
+    if not isinstance(item, Mapping): return item.pin_memory() if hasattr(item, "pin_memory") else item
+    return {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in item.items()}
 
 def to_device(batch, device, non_blocking=False):
     "`batch` (a dict of tensors, or anything else) with its tensors moved to `device`."

@@ -427,3 +427,16 @@ def test_leases_taken_in_a_loader_thread_signal_this_process(store):
     files = dataset._mapped
     if not files.leased: pytest.skip("no read leases here (not Linux, or refused)")
     assert [fcntl.fcntl(fd, fcntl.F_GETOWN) for fd in files.fds] == [os.getpid()] * len(files.fds)
+
+
+def test_loader_threads_pin_grouped_batches(store, monkeypatch):
+    "pin_memory=True with loader threads or inline shards pins what they make, the packed store's groups of batches included."
+    import llamass.engine
+    from llamass.packed import PackedBatches
+    asked = []
+    monkeypatch.setattr(llamass.engine.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(PackedBatches, "pin_memory", lambda self, device=None: asked.append(len(self.layouts)) or self)
+    for mode in ("inline", "threads"):
+        asked.clear()
+        batches = list(IterableLoader(packed(store), batch_size=4, num_workers=2, worker_mode=mode, pin_memory=True))
+        assert len(batches) == -(-CLIPS // 4) and asked and max(asked) > 1 and sum(asked) == len(batches), (mode, asked)
