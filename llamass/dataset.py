@@ -281,7 +281,7 @@ _THREADS_FROM_FRAMES = 2048   # stored keys only: batches of this many frames ar
 def worker_mode(self, batch_size=None):
     "Threads where reading (one read per array, then zlib's CRC), cutting and derived keys release the GIL long enough (large batches); inline for small ones; processes with a transform, which might not."
     if self.transform is not None: return "processes"
-    frames = (batch_size or self.batch_size or 1) * (0 if self.partial_clips else self.clip_length)
+    frames = self.batch_frames(batch_size)
     return "threads" if frames >= (THREADS_FROM_FRAMES if self.read_keys != self.data_keys else _THREADS_FROM_FRAMES) else "inline"
 
 @method_of(AMASS)

@@ -380,6 +380,11 @@ def worker_mode(self, batch_size=None):
     "How a loader's workers best run for this dataset, making batches of `batch_size` clips (None: its own items): 'processes' (unknown work: DataLoader's), 'threads' (work that releases the GIL, no shared state) or 'inline' (work too small to share)."
     return "processes"
 
+@method_of(ShardedClips)
+def batch_frames(self, batch_size=None):
+    "Frames in a batch of `batch_size` clips (None: the dataset's own batches, or one clip); 0 for variable-length clips, which are not cut into whole batches."
+    return 0 if self.partial_clips else (batch_size or self.batch_size or 1) * self.clip_length
+
 # %% ../nbs/04_engine.ipynb #2f7d8a68
 @method_of(ShardedClips)
 def signature(self):

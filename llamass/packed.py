@@ -245,7 +245,7 @@ _THREADS_FROM_BYTES = 1 << 18   # stored keys only: batches this large are gathe
 def worker_mode(self, batch_size=None):
     "Threads for large batches (numpy's gathers and torch's derived keys release the GIL); inline for small ones; processes with a transform or a device."
     if self.transform is not None or self.device is not None: return "processes"
-    frames = (batch_size or self.batch_size or 1) * (0 if self.partial_clips else self.clip_length)
+    frames = self.batch_frames(batch_size)
     if self.read_keys != self.data_keys: return "threads" if frames >= THREADS_FROM_FRAMES else "inline"
     return "threads" if frames * self.frame_bytes() >= _THREADS_FROM_BYTES else "inline"
 
